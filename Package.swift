@@ -1,0 +1,81 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "ezpoll",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ezpoll", targets: ["ezpoll"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+    ],
+    targets: [
+        // librdkafka from Debian's librdkafka-dev, found through pkg-config.
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        // The Swift face of librdkafka. All C calls live here.
+        .target(
+            name: "Kafka",
+            dependencies: [
+                "CRdKafka",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The getTaskResult protocol: models, provider profiles, client, classification.
+        .target(
+            name: "TaskAPI",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ]
+        ),
+        // A faithful fake of the provider API on a real loopback HTTP server.
+        .target(
+            name: "Simulator",
+            dependencies: [
+                "TaskAPI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ]
+        ),
+        // The engine: scheduler, policy, limits, offset tracker, codecs, publisher, wiring.
+        .target(
+            name: "Poller",
+            dependencies: [
+                "Kafka",
+                "TaskAPI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
+        ),
+        .executableTarget(
+            name: "ezpoll",
+            dependencies: [
+                "Kafka",
+                "TaskAPI",
+                "Simulator",
+                "Poller",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
+        .testTarget(name: "TaskAPITests", dependencies: ["TaskAPI", "Simulator"]),
+        .testTarget(name: "PollerTests", dependencies: ["Poller", "Kafka", "TaskAPI", "Simulator"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

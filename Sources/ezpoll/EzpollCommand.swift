@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct EzpollCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ezpoll",
+        abstract: "Polls captcha task results for task IDs read from Kafka and publishes the outcomes.",
+        subcommands: []
+    )
+}
