@@ -1,0 +1,110 @@
+import Foundation
+
+/// Parses librdkafka pass-through properties written as `key=value`.
+public enum KafkaProperty {
+    /// Splits `key=value` at the first `=`. The key must not be empty; the value may be.
+    public static func parse(_ text: String) throws -> (key: String, value: String) {
+        guard let eq = text.firstIndex(of: "=") else {
+            throw KafkaError(.invalidConfiguration, "expected key=value, got '\(text)'")
+        }
+        let key = text[..<eq].trimmingCharacters(in: .whitespaces)
+        guard !key.isEmpty else {
+            throw KafkaError(.invalidConfiguration, "empty property key in '\(text)'")
+        }
+        return (key, String(text[text.index(after: eq)...]))
+    }
+
+    /// Parses many `key=value` strings into a dictionary (later entries win).
+    public static func parse(_ texts: [String]) throws -> [String: String] {
+        var result: [String: String] = [:]
+        for text in texts {
+            let (key, value) = try parse(text)
+            result[key] = value
+        }
+        return result
+    }
+}
+
+/// What ezpoll configures on a consumer. `properties` passes any librdkafka property
+/// through and wins over the typed fields, except `group.id` and
+/// `enable.auto.offset.store`, which the delivery guarantees depend on.
+public struct KafkaConsumerConfiguration: Sendable {
+    public var bootstrapServers: String
+    public var groupID: String
+    public var clientID: String = "ezpoll"
+    /// `cooperative-sticky` moves only the partitions that must move on a rebalance.
+    public var assignmentStrategy: String = "cooperative-sticky"
+    /// Where a group with no committed offset starts: `earliest` loses no task event.
+    public var autoOffsetReset: String = "earliest"
+    public var sessionTimeoutMs: Int = 10_000
+    public var heartbeatIntervalMs: Int = 1_000
+    /// Stored offsets are committed this often (auto-commit of *stored* offsets only).
+    public var autoCommitIntervalMs: Int = 1_000
+    /// How long a fetch waits for data; low keeps the added latency low.
+    public var fetchWaitMaxMs: Int = 50
+    /// Most records handed to the application in one batch.
+    public var maxBatchSize: Int = 2_000
+    /// Batches buffered between the poll thread and the application before the poll
+    /// thread waits for the application to catch up.
+    public var maxBufferedBatches: Int = 4
+    public var properties: [String: String] = [:]
+
+    public init(bootstrapServers: String, groupID: String) {
+        self.bootstrapServers = bootstrapServers
+        self.groupID = groupID
+    }
+
+    var rdKafkaProperties: [(String, String)] {
+        var typed: [(String, String)] = [
+            ("bootstrap.servers", bootstrapServers),
+            ("client.id", clientID),
+            ("partition.assignment.strategy", assignmentStrategy),
+            ("auto.offset.reset", autoOffsetReset),
+            ("session.timeout.ms", String(sessionTimeoutMs)),
+            ("heartbeat.interval.ms", String(heartbeatIntervalMs)),
+            ("enable.auto.commit", "true"),
+            ("auto.commit.interval.ms", String(autoCommitIntervalMs)),
+            ("fetch.wait.max.ms", String(fetchWaitMaxMs)),
+            ("enable.partition.eof", "false"),
+        ]
+        typed = typed.filter { properties[$0.0] == nil }
+        let forced: [(String, String)] = [("group.id", groupID), ("enable.auto.offset.store", "false")]
+        let passThrough = properties
+            .filter { key, _ in !forced.contains { $0.0 == key } }
+            .sorted { $0.key < $1.key }
+            .map { ($0.key, $0.value) }
+        return typed + passThrough + forced
+    }
+}
+
+/// What ezpoll configures on a producer. `properties` passes any librdkafka property
+/// through and wins over the typed fields.
+public struct KafkaProducerConfiguration: Sendable {
+    public var bootstrapServers: String
+    public var clientID: String = "ezpoll"
+    /// Idempotence: retries never duplicate or reorder a partition's records.
+    public var enableIdempotence: Bool = true
+    /// How long librdkafka waits to fill a batch; small keeps results fast.
+    public var lingerMs: Int = 2
+    /// How long a record may take to be delivered, retries included.
+    public var messageTimeoutMs: Int = 120_000
+    /// Records queued in librdkafka before `send` waits for room.
+    public var queueBufferingMaxMessages: Int = 100_000
+    public var properties: [String: String] = [:]
+
+    public init(bootstrapServers: String) {
+        self.bootstrapServers = bootstrapServers
+    }
+
+    var rdKafkaProperties: [(String, String)] {
+        let typed: [(String, String)] = [
+            ("bootstrap.servers", bootstrapServers),
+            ("client.id", clientID),
+            ("enable.idempotence", enableIdempotence ? "true" : "false"),
+            ("linger.ms", String(lingerMs)),
+            ("message.timeout.ms", String(messageTimeoutMs)),
+            ("queue.buffering.max.messages", String(queueBufferingMaxMessages)),
+        ].filter { properties[$0.0] == nil }
+        return typed + properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+}

@@ -1,0 +1,99 @@
+import CRdKafka
+import Logging
+
+extension KafkaConsumer {
+    /// Runs inside librdkafka's rebalance callback, on the polling thread.
+    ///
+    /// Assign: take the partitions, re-apply the pause state (a partition that must be
+    /// paused comes back paused), then tell the application. Revoke: tell the
+    /// application *first* (it stores final offsets and drops the work while the
+    /// partitions are still assigned), drop their buffered records, then unassign.
+    func handleRebalance(_ rk: OpaquePointer, _ err: rd_kafka_resp_err_t,
+                         _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+        let partitions = RDKafkaTopicPartitionList.partitions(list)
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            Self.assign(rk, list, cooperative: cooperative, logger: logger)
+            let (toPause, toResume, handler) = lock.withLock {
+                if cooperative { assignment.formUnion(partitions) } else { assignment = Set(partitions) }
+                rebalanceGeneration += 1
+                let paused = partitions.filter { pauseAllAssigned || pausedPartitions.contains($0) }
+                let running = partitions.filter { !(pauseAllAssigned || pausedPartitions.contains($0)) }
+                return (paused, running, rebalanceHandler)
+            }
+            setPaused(toPause, paused: true)
+            setPaused(toResume, paused: false)
+            logger.info("partitions assigned", metadata: ["partitions": "\(partitions.sorted())"])
+            handler?(.assigned(partitions))
+
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            let lost = rd_kafka_assignment_lost(rk) != 0
+            let handler = lock.withLock { rebalanceHandler }
+            logger.info("partitions revoked", metadata: ["partitions": "\(partitions.sorted())", "lost": "\(lost)"])
+            handler?(.revoked(partitions, lost: lost))
+            buffer.removeRecords(of: Set(partitions))
+            lock.withLock {
+                if cooperative { assignment.subtract(partitions) } else { assignment.removeAll() }
+                rebalanceGeneration += 1
+            }
+            Self.unassign(rk, list, cooperative: cooperative, logger: logger)
+
+        default:
+            logger.error("rebalance error: \(String(cString: rd_kafka_err2str(err)))")
+            let (revoked, handler) = lock.withLock { () -> ([TopicPartition], RebalanceHandler?) in
+                defer {
+                    assignment.removeAll()
+                    rebalanceGeneration += 1
+                }
+                return (Array(assignment), rebalanceHandler)
+            }
+            if !revoked.isEmpty { handler?(.revoked(revoked, lost: true)) }
+            buffer.removeRecords(of: Set(revoked))
+            rd_kafka_assign(rk, nil)
+        }
+    }
+
+    /// What librdkafka must be told when no consumer object is there to decide.
+    static func applyDefaultRebalance(_ rk: OpaquePointer, _ err: rd_kafka_resp_err_t,
+                                      _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+        if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            assign(rk, list, cooperative: cooperative, logger: nil)
+        } else if err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+            unassign(rk, list, cooperative: cooperative, logger: nil)
+        } else {
+            rd_kafka_assign(rk, nil)
+        }
+    }
+
+    private static func assign(_ rk: OpaquePointer, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>,
+                               cooperative: Bool, logger: Logger?) {
+        if cooperative {
+            if let error = rd_kafka_incremental_assign(rk, list) {
+                logger?.error("incremental assign: \(String(cString: rd_kafka_error_string(error)))")
+                rd_kafka_error_destroy(error)
+            }
+        } else {
+            let err = rd_kafka_assign(rk, list)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                logger?.error("assign: \(String(cString: rd_kafka_err2str(err)))")
+            }
+        }
+    }
+
+    private static func unassign(_ rk: OpaquePointer, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>,
+                                 cooperative: Bool, logger: Logger?) {
+        if cooperative {
+            if let error = rd_kafka_incremental_unassign(rk, list) {
+                logger?.error("incremental unassign: \(String(cString: rd_kafka_error_string(error)))")
+                rd_kafka_error_destroy(error)
+            }
+        } else {
+            let err = rd_kafka_assign(rk, nil)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                logger?.error("unassign: \(String(cString: rd_kafka_err2str(err)))")
+            }
+        }
+    }
+}

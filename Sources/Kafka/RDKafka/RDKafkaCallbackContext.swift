@@ -1,0 +1,59 @@
+import CRdKafka
+import Logging
+
+/// State that librdkafka's C callbacks reach through the instance opaque.
+///
+/// Lifetime: `RDKafkaClient` retains this object for as long as its `rd_kafka_t`
+/// exists and releases it only after `rd_kafka_destroy` has returned, so a callback
+/// can never see a freed context. The closures set here capture their owners weakly,
+/// so the context never keeps a consumer or producer alive.
+final class RDKafkaCallbackContext: @unchecked Sendable {
+    let logger: Logger
+    let eventHandler: KafkaClientEventHandler?
+    /// Set once before the client starts polling; read on the polling thread.
+    var rebalance: ((OpaquePointer, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> Void)?
+    /// Set once at creation; called on whichever thread serves delivery reports.
+    var delivery: ((UnsafePointer<rd_kafka_message_t>) -> Void)?
+
+    init(logger: Logger, eventHandler: KafkaClientEventHandler?) {
+        self.logger = logger
+        self.eventHandler = eventHandler
+    }
+
+    static func from(_ opaque: UnsafeMutableRawPointer?) -> RDKafkaCallbackContext? {
+        guard let opaque else { return nil }
+        return Unmanaged<RDKafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
+    }
+
+    func log(level: Int32, facility: String, message: String) {
+        let swiftLevel: Logger.Level
+        switch level {
+        case ...2: swiftLevel = .critical
+        case 3: swiftLevel = .error
+        case 4: swiftLevel = .warning
+        case 5: swiftLevel = .notice
+        case 6: swiftLevel = .info
+        default: swiftLevel = .debug
+        }
+        logger.log(level: swiftLevel, "\(message)", metadata: ["rdkafka.facility": "\(facility)"])
+    }
+
+    func error(client: OpaquePointer?, err: rd_kafka_resp_err_t, reason: String) {
+        if err == RD_KAFKA_RESP_ERR__FATAL, let client {
+            var buffer = [CChar](repeating: 0, count: 512)
+            let fatal = rd_kafka_fatal_error(client, &buffer, buffer.count)
+            let error = KafkaError(.fatal, "fatal error: \(String(cString: buffer))", err: fatal)
+            logger.critical("\(error.message)")
+            eventHandler?(.fatal(error))
+            return
+        }
+        let error = KafkaError(.client, reason, err: err)
+        if err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN {
+            logger.error("all brokers down: \(reason)")
+            eventHandler?(.allBrokersDown(error))
+        } else {
+            logger.warning("\(error.message)")
+            eventHandler?(.error(error))
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import CRdKafka
+import Logging
+
+/// Owns one `rd_kafka_t` and the callback context its C callbacks use.
+///
+/// Lifetime: the handle is destroyed in `deinit`, then the context is released, so
+/// the context outlives every callback. Whoever polls the handle (a consumer or
+/// producer thread) holds a strong reference to this object while it polls.
+final class RDKafkaClient: @unchecked Sendable {
+    enum Kind {
+        case consumer
+        case producer
+    }
+
+    let handle: OpaquePointer
+    let context: RDKafkaCallbackContext
+    private let retainedContext: Unmanaged<RDKafkaCallbackContext>
+    private let destroyFlags: Int32
+
+    /// Creates a handle from `properties`. Any property librdkafka rejects throws an
+    /// error naming that key, and the `rd_kafka_conf_t` is destroyed on every failure
+    /// path (librdkafka takes ownership only when `rd_kafka_new` succeeds).
+    init(kind: Kind, properties: [(String, String)], context: RDKafkaCallbackContext,
+         configure: (OpaquePointer) -> Void = { _ in }) throws {
+        guard let conf = rd_kafka_conf_new() else {
+            throw KafkaError(.clientCreation, "rd_kafka_conf_new failed")
+        }
+        var errstr = [CChar](repeating: 0, count: 512)
+        for (key, value) in properties {
+            let result = rd_kafka_conf_set(conf, key, value, &errstr, errstr.count)
+            if result != RD_KAFKA_CONF_OK {
+                rd_kafka_conf_destroy(conf)
+                throw KafkaError(.invalidConfiguration,
+                                 "librdkafka property '\(key)': \(String(cString: errstr))")
+            }
+        }
+        let retained = Unmanaged.passRetained(context)
+        rd_kafka_conf_set_opaque(conf, retained.toOpaque())
+        rd_kafka_conf_set_log_cb(conf) { rk, level, fac, buf in
+            guard let rk, let ctx = RDKafkaCallbackContext.from(rd_kafka_opaque(rk)) else { return }
+            ctx.log(level: level, facility: fac.map { String(cString: $0) } ?? "", message: buf.map { String(cString: $0) } ?? "")
+        }
+        rd_kafka_conf_set_error_cb(conf) { rk, err, reason, opaque in
+            guard let ctx = RDKafkaCallbackContext.from(opaque) else { return }
+            ctx.error(client: rk, err: rd_kafka_resp_err_t(err), reason: reason.map { String(cString: $0) } ?? "")
+        }
+        configure(conf)
+        let type = kind == .consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER
+        guard let rk = rd_kafka_new(type, conf, &errstr, errstr.count) else {
+            rd_kafka_conf_destroy(conf)
+            retained.release()
+            throw KafkaError(.clientCreation, "rd_kafka_new: \(String(cString: errstr))")
+        }
+        self.handle = rk
+        self.context = context
+        self.retainedContext = retained
+        // A consumer is closed explicitly (KafkaConsumer.close) on its polling thread;
+        // destroy must not run a second close from another thread.
+        self.destroyFlags = kind == .consumer ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0
+    }
+
+    deinit {
+        rd_kafka_destroy_flags(handle, destroyFlags)
+        retainedContext.release()
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import Kafka
+import Testing
+
+@Suite("Kafka over the embedded cluster", .serialized)
+struct KafkaRoundTripTests {
+    @Test("20,000 records with keys and headers arrive once each, in order per partition")
+    func roundTrip() async throws {
+        let cluster = try EmbeddedKafkaCluster(brokers: 3, logger: testLogger)
+        defer { cluster.stop() }
+        try cluster.createTopic("rt", partitions: 4)
+        let producer = try KafkaProducer(configuration: producerConfig(cluster), logger: testLogger)
+
+        let total = 20_000
+        let delivered = Locked<[Int: KafkaDeliveryReport]>([:])
+        let failures = Locked<[KafkaError]>([])
+        for i in 0..<total {
+            let record = KafkaOutgoingRecord(topic: "rt", key: Array("key-\(i)".utf8), value: Array("value-\(i)".utf8),
+                                             headers: [KafkaHeader(name: "index", string: String(i)),
+                                                       KafkaHeader(name: "empty", value: nil)])
+            try await producer.enqueue(record) { result in
+                switch result {
+                case .success(let report): delivered.withLock { $0[i] = report }
+                case .failure(let error): failures.withLock { $0.append(error) }
+                }
+            }
+        }
+        try await producer.flush()
+        #expect(failures.current.isEmpty)
+        #expect(delivered.current.count == total)
+
+        let consumer = try KafkaConsumer(configuration: consumerConfig(cluster, group: "rt-group"), logger: testLogger)
+        try consumer.subscribe(topics: ["rt"])
+        let collector = Collector(consumer)
+        try await waitUntil("all records consumed") { collector.count >= total }
+        await consumer.close()
+        await collector.finish()
+        await producer.close()
+
+        let records = collector.records.current
+        #expect(records.count == total, "no record twice")
+        var lastOffset: [Int32: Int64] = [:]
+        var seen = Set<Int>()
+        for record in records {
+            let key = String(decoding: record.key ?? [], as: UTF8.self)
+            let index = Int(key.dropFirst("key-".count))!
+            #expect(seen.insert(index).inserted)
+            let report = delivered.current[index]!
+            #expect(report.partition == record.partition && report.offset == record.offset)
+            #expect(record.value == Array("value-\(index)".utf8))
+            #expect(record.headers == [KafkaHeader(name: "index", string: String(index)), KafkaHeader(name: "empty", value: nil)])
+            #expect(record.timestampMs != nil)
+            if let last = lastOffset[record.partition] { #expect(record.offset > last, "in order per partition") }
+            lastOffset[record.partition] = record.offset
+        }
+        #expect(Set(records.map(\.partition)).count == 4, "the keyed partitioner spread the records")
+    }
+
+    @Test("null keys and null values pass through without a crash")
+    func nullKeyAndValue() async throws {
+        let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)
+        defer { cluster.stop() }
+        try cluster.createTopic("nulls", partitions: 1)
+        let producer = try KafkaProducer(configuration: producerConfig(cluster), logger: testLogger)
+        _ = try await producer.send(KafkaOutgoingRecord(topic: "nulls", key: nil, value: nil))
+        _ = try await producer.send(KafkaOutgoingRecord(topic: "nulls", key: nil, value: Array("v".utf8)))
+        _ = try await producer.send(KafkaOutgoingRecord(topic: "nulls", key: Array("k".utf8), value: nil))
+        _ = try await producer.send(KafkaOutgoingRecord(topic: "nulls", key: [], value: []))
+        await producer.close()
+
+        let consumer = try KafkaConsumer(configuration: consumerConfig(cluster, group: "nulls"), logger: testLogger)
+        try consumer.subscribe(topics: ["nulls"])
+        let collector = Collector(consumer)
+        try await waitUntil("4 records") { collector.count >= 4 }
+        await consumer.close()
+        await collector.finish()
+        let records = collector.records.current
+        #expect(records.map(\.key) == [nil, nil, Array("k".utf8), []])
+        #expect(records.map(\.value) == [nil, Array("v".utf8), nil, []])
+    }
+
+    @Test("a produce the broker keeps rejecting returns an error to the awaiting caller")
+    func produceFailure() async throws {
+        let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)
+        defer { cluster.stop() }
+        try cluster.createTopic("fail", partitions: 1)
+        var config = producerConfig(cluster)
+        config.messageTimeoutMs = 3_000
+        let producer = try KafkaProducer(configuration: config, logger: testLogger)
+        // Warm up so the idempotent producer has its id and the leader is known.
+        _ = try await producer.send(KafkaOutgoingRecord(topic: "fail", key: nil, value: Array("ok".utf8)))
+        try cluster.pushRequestErrors(.produce, Array(repeating: .notEnoughReplicas, count: 1_000))
+        await #expect(throws: KafkaError.self) {
+            _ = try await producer.send(KafkaOutgoingRecord(topic: "fail", key: nil, value: Array("doomed".utf8)))
+        }
+        try cluster.clearRequestErrors(.produce)
+        await producer.close(timeoutMs: 5_000)
+    }
+
+    @Test("a bad configuration key fails with an error that names it")
+    func badConfigKey() throws {
+        var config = KafkaProducerConfiguration(bootstrapServers: "127.0.0.1:1")
+        config.properties["no.such.property"] = "1"
+        let error = #expect(throws: KafkaError.self) { _ = try KafkaProducer(configuration: config, logger: testLogger) }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.message.contains("no.such.property") == true)
+
+        var consumer = KafkaConsumerConfiguration(bootstrapServers: "127.0.0.1:1", groupID: "g")
+        consumer.properties["session.timeout.ms"] = "not-a-number"
+        let error2 = #expect(throws: KafkaError.self) { _ = try KafkaConsumer(configuration: consumer, logger: testLogger) }
+        #expect(error2?.message.contains("session.timeout.ms") == true)
+
+        #expect(throws: KafkaError.self) { _ = try KafkaProperty.parse("novalue") }
+        let parsed = try KafkaProperty.parse("a.b=c=d")
+        #expect(parsed.key == "a.b" && parsed.value == "c=d")
+    }
+}
