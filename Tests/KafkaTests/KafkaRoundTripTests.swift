@@ -114,4 +114,23 @@ struct KafkaRoundTripTests {
         let parsed = try KafkaProperty.parse("a.b=c=d")
         #expect(parsed.key == "a.b" && parsed.value == "c=d")
     }
+
+    @Test("all brokers down reaches the event handler as a typed event")
+    func allBrokersDown() async throws {
+        let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)
+        defer { cluster.stop() }
+        try cluster.createTopic("down", partitions: 1)
+        let events = Locked<[KafkaClientEvent]>([])
+        let producer = try KafkaProducer(configuration: producerConfig(cluster), logger: testLogger) { event in
+            events.withLock { $0.append(event) }
+        }
+        _ = try await producer.send(KafkaOutgoingRecord(topic: "down", key: nil, value: Array("up".utf8)))
+        try cluster.setBrokerDown(1)
+        try await waitUntil("allBrokersDown event") {
+            events.current.contains { if case .allBrokersDown = $0 { return true } else { return false } }
+        }
+        try cluster.setBrokerUp(1)
+        _ = try await producer.send(KafkaOutgoingRecord(topic: "down", key: nil, value: Array("up again".utf8)))
+        await producer.close()
+    }
 }
