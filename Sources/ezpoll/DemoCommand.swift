@@ -2,75 +2,282 @@ import ArgumentParser
 import Foundation
 import Kafka
 import Logging
+import Poller
+import Simulator
+import TaskAPI
 
-/// `ezpoll demo`: the README's main job. Until the pipeline lands it shows the
-/// embedded Kafka cluster working: produce task events, consume them in a group,
-/// store and commit offsets, and check that every event came back exactly once.
+/// `ezpoll demo`: the README's main job. Everything in one process, nothing to
+/// install: the embedded Kafka cluster, the simulator on a loopback port, the real
+/// pipeline between them, and a checker that reads the output topics and verifies
+/// every task got exactly one output.
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run ezpoll end to end on an embedded Kafka cluster (nothing to install)."
+        abstract: "Run ezpoll end to end on an embedded Kafka cluster and the API simulator."
     )
 
-    @Option(name: .long, help: "Number of task events.")
+    @Option(help: "Number of tasks.")
     var tasks: Int = 2_000
-
-    @Option(name: .long, help: "Partitions of the input topic.")
+    @Option(help: "Simulated API seconds per real second (the pipeline's policy is scaled alike).")
+    var timeScale: Double = 20
+    @Option(help: "Partitions of the input topic.")
     var partitions: Int = 4
+    @Option(help: "Share of tasks the simulator declares unsolvable.")
+    var unsolvable: Double = 0.05
+    @Option(help: "Share of tasks whose events name an invalid clientKey (account errors).")
+    var badKeys: Double = 0.02
+    @Option(help: "Share of events already expired when they arrive.")
+    var expired: Double = 0.02
+    @Option(help: "Share of input records that are not valid task events (dead letters).")
+    var badRecords: Double = 0.01
+    @Option(help: "Probability of a transient API error (HTTP 500/503/429, malformed JSON) per call.")
+    var apiErrors: Double = 0.02
+    @Option(help: "Random seed of the simulator.")
+    var seed: UInt64 = 1
+    @Option(help: "Log level of the pipeline.")
+    var logLevel: String = "warning"
 
     func validate() throws {
         guard tasks >= 1 else { throw ValidationError("--tasks must be at least 1") }
         guard partitions >= 1 else { throw ValidationError("--partitions must be at least 1") }
+        guard timeScale > 0 else { throw ValidationError("--time-scale must be > 0") }
+        for (name, value) in [("unsolvable", unsolvable), ("bad-keys", badKeys), ("expired", expired),
+                              ("bad-records", badRecords), ("api-errors", apiErrors)] where !(0...1).contains(value) {
+            throw ValidationError("--\(name) must be between 0 and 1")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
     }
 
     func run() async throws {
         var logger = Logger(label: "ezpoll.demo")
-        logger.logLevel = .warning
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
         let started = ContinuousClock.now
+        let demoKey = "demo-key-" + UUID().uuidString
+
+        // The parts.
         let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: logger)
         defer { cluster.stop() }
-        try cluster.createTopic("captcha.tasks", partitions: partitions)
-        print("embedded Kafka cluster at \(cluster.bootstrapServers)")
+        var topics = Pipeline.Topics()
+        try cluster.createTopic(topics.input, partitions: partitions)
+        for topic in [topics.solutions, topics.failures, topics.deadLetters] { try cluster.createTopic(topic, partitions: partitions) }
+        var sim = SimulatorConfig()
+        sim.timeScale = timeScale
+        sim.seed = seed
+        sim.validKeys = [demoKey]
+        sim.unsolvableFraction = unsolvable
+        sim.faults.http500Probability = apiErrors / 4
+        sim.faults.http503Probability = apiErrors / 4
+        sim.faults.http429Probability = apiErrors / 4
+        sim.faults.malformedProbability = apiErrors / 4
+        let simulator = try await SimulatorServer.start(config: sim)
+        let client = try TaskResultClient(profile: ProviderProfile.ezCaptcha.with(baseURL: simulator.baseURL), logger: logger)
+        print("embedded Kafka at \(cluster.bootstrapServers); simulator at \(simulator.baseURL) (time scale \(timeScale)x)")
 
+        // The input: tasks created on the simulator, their events, and some bad records.
+        let input = makeInput(simulator: simulator, key: demoKey)
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers), logger: logger)
-        let failures = Counter()
-        for i in 0..<tasks {
-            let taskId = UUID().uuidString.lowercased()
-            let event = #"{"taskId":"\#(taskId)","correlationId":"demo-\#(i)"}"#
-            try await producer.enqueue(KafkaOutgoingRecord(topic: "captcha.tasks", key: Array(taskId.utf8), value: Array(event.utf8))) {
-                if case .failure = $0 { failures.add() }
-            }
+
+        // The pipeline, with its policy on the simulator's clock.
+        var settings = try RunSettings.resolve(try RunCommand.parse(["--brokers", cluster.bootstrapServers,
+                                                                     "--group-id", "ezpoll-demo",
+                                                                     "--time-scale", String(timeScale),
+                                                                     "--rate-limit", "5000", "--max-concurrent-calls", "64"]),
+                                               environment: ["EZPOLL_CLIENT_KEY": demoKey])
+        settings.pipeline.consumer.fetchWaitMaxMs = 10
+        settings.pipeline.topics = topics
+        let pipeline = try Pipeline(configuration: settings.pipeline, client: client, logger: logger)
+        let run = Task { try await pipeline.run() }
+
+        // The checker.
+        let checker = try OutputChecker(bootstrapServers: cluster.bootstrapServers, topics: topics, logger: logger)
+        for record in input.records {
+            try await producer.enqueue(KafkaOutgoingRecord(topic: topics.input, key: record.key, value: record.value)) { _ in }
         }
         try await producer.flush()
         await producer.close()
-        print("produced \(tasks) task events (\(failures.value) failed)")
 
-        var config = KafkaConsumerConfiguration(bootstrapServers: cluster.bootstrapServers, groupID: "ezpoll-demo")
-        config.fetchWaitMaxMs = 10
-        let consumer = try KafkaConsumer(configuration: config, logger: logger)
-        try consumer.subscribe(topics: ["captcha.tasks"])
-        var seen = 0
-        var next: [TopicPartition: Int64] = [:]
-        for await batch in consumer.batches {
-            seen += batch.count
-            for record in batch { next[record.topicPartition] = record.offset + 1 }
-            try consumer.storeOffsets(next.map { TopicPartitionOffset($0.key, offset: $0.value) })
-            if seen >= tasks { break }
+        let expected = input.records.count
+        let progress = Progress(total: expected)
+        let deadline = ContinuousClock.now + .seconds(max(120, 600 / timeScale))
+        while checker.count < expected && ContinuousClock.now < deadline {
+            let counters = pipeline.snapshot
+            progress.show(done: checker.count, solved: counters.solved, failed: counters.failedTotal,
+                          deadLetters: counters.deadLetterTotal, inFlight: pipeline.inFlight,
+                          polls: counters.polls, elapsed: ContinuousClock.now - started)
+            try await Task.sleep(for: .milliseconds(250))
         }
-        try await consumer.commit()
-        await consumer.close()
+        progress.finish()
+        pipeline.shutdown()
+        try await run.value
+        try await Task.sleep(for: .milliseconds(300)) // let the checker read any duplicate
+        await checker.close()
+        let stats = simulator.stats()
+        await client.shutdown()
+        await simulator.stop()
+
         let elapsed = ContinuousClock.now - started
-        print("consumed \(seen) events in group 'ezpoll-demo' over \(next.count) partitions, offsets committed, in \(elapsed)")
-        guard seen == tasks, failures.value == 0 else {
-            throw ValidationError("expected \(tasks) events back, got \(seen)")
+        let report = checker.report(expected: input)
+        print(report.table(counters: pipeline.snapshot, stats: stats, elapsed: elapsed, timeScale: timeScale))
+        guard report.isComplete else {
+            print("FAILED: \(report.missing.count) records without an output, \(report.duplicates) duplicates")
+            throw ExitCode(1)
         }
-        print("ok: every event came back exactly once")
+        print("ok: every one of the \(expected) input records got exactly one output")
+    }
+
+    struct Input {
+        var records: [(key: [UInt8]?, value: [UInt8]?)] = []
+        /// Record key (taskId, or "bad-N" for bad records) -> expected topic.
+        var expectedTopic: [String: String] = [:]
+    }
+
+    private func makeInput(simulator: SimulatorServer, key: String) -> Input {
+        var input = Input()
+        let topics = Pipeline.Topics()
+        let ids = simulator.createTasks(count: tasks, clientKey: key)
+        var rng = SystemRandomNumberGenerator()
+        for (i, id) in ids.enumerated() {
+            let draw = Double.random(in: 0..<1, using: &rng)
+            var event = #"{"taskId":"\#(id)","correlationId":"demo-\#(i)","taskType":"ReCaptchaV2TaskProxyless""#
+            if draw < badKeys {
+                event += #","clientKey":"not-a-valid-key""#
+                input.expectedTopic[id] = topics.failures
+            } else if draw < badKeys + expired {
+                event += #","createdAt":"2020-01-01T00:00:00Z""#
+                input.expectedTopic[id] = topics.failures
+            } else {
+                input.expectedTopic[id] = "solution-or-failure"
+            }
+            input.records.append((Array(id.utf8), Array((event + "}").utf8)))
+            if Double.random(in: 0..<1, using: &rng) < badRecords {
+                let badKey = "bad-\(i)"
+                input.records.append((Array(badKey.utf8), Array(#"{"taskId": oops"#.utf8)))
+                input.expectedTopic[badKey] = topics.deadLetters
+            }
+        }
+        return input
     }
 }
 
-final class Counter: @unchecked Sendable {
+/// Reads the output topics and counts outputs per record key.
+final class OutputChecker: @unchecked Sendable {
+    private let consumer: KafkaConsumer
     private let lock = NSLock()
-    private var count = 0
-    func add() { lock.lock(); count += 1; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+    private var outputs: [String: [String]] = [:] // key -> topics
+    private var total = 0
+    private var task: Task<Void, Never>?
+
+    init(bootstrapServers: String, topics: Pipeline.Topics, logger: Logger) throws {
+        var config = KafkaConsumerConfiguration(bootstrapServers: bootstrapServers, groupID: "ezpoll-demo-checker")
+        config.fetchWaitMaxMs = 10
+        consumer = try KafkaConsumer(configuration: config, logger: logger)
+        try consumer.subscribe(topics: [topics.solutions, topics.failures, topics.deadLetters])
+        task = Task { [self] in
+            for await batch in consumer.batches {
+                lock.lock()
+                for record in batch {
+                    outputs[String(decoding: record.key ?? [], as: UTF8.self), default: []].append(record.topic)
+                }
+                total += batch.count
+                lock.unlock()
+            }
+        }
+    }
+
+    var count: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return total
+    }
+
+    func close() async {
+        await consumer.close()
+        await task?.value
+    }
+
+    struct Report {
+        var missing: [String] = []
+        var duplicates = 0
+        var wrongTopic = 0
+        var isComplete: Bool { missing.isEmpty && duplicates == 0 && wrongTopic == 0 }
+    }
+
+    func report(expected: DemoCommand.Input) -> Report {
+        lock.lock()
+        defer { lock.unlock() }
+        var report = Report()
+        for (key, topic) in expected.expectedTopic {
+            guard let seen = outputs[key] else {
+                report.missing.append(key)
+                continue
+            }
+            report.duplicates += seen.count - 1
+            if topic != "solution-or-failure" && seen.first != topic { report.wrongTopic += 1 }
+        }
+        return report
+    }
+}
+
+extension OutputChecker.Report {
+    func table(counters: PipelineCounters.Snapshot, stats: SimulatorStats, elapsed: Duration, timeScale: Double) -> String {
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        var rows: [(String, String)] = [
+            ("records in", "\(counters.recordsConsumed)"),
+            ("solved", "\(counters.solved)"),
+        ]
+        for (reason, n) in counters.failed.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            rows.append(("failed: \(reason.rawValue)", "\(n)"))
+        }
+        for (code, n) in counters.deadLetters.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            rows.append(("dead letter: \(code.rawValue)", "\(n)"))
+        }
+        rows += [
+            ("missing / duplicated outputs", "\(missing.count) / \(duplicates)"),
+            ("getTaskResult calls", "\(stats.getTaskResultCalls)"),
+            ("polls per polled task (mean / p99)", String(format: "%.2f / %.0f", stats.callsPerTask.mean, stats.callsPerTask.p99)),
+            ("detection delay p50 / p99 (API s)", String(format: "%.2f / %.2f", stats.detectionDelay.p50, stats.detectionDelay.p99)),
+            ("calls after expiry", "\(stats.callsAfterExpiry)"),
+            ("wall time", String(format: "%.1f s", seconds)),
+            ("throughput", String(format: "%.0f tasks/s", Double(counters.recordsConsumed) / max(seconds, 0.001))),
+        ]
+        let width = rows.map(\.0.count).max() ?? 0
+        return rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n")
+    }
+}
+
+/// A live single-line progress bar on a terminal; a plain line every few seconds otherwise.
+final class Progress {
+    private let total: Int
+    private let isTerminal = isatty(STDOUT_FILENO) != 0
+    private var lastPlain = ContinuousClock.now - .seconds(10)
+    private var lastPolls = 0
+    private var lastAt = ContinuousClock.now
+
+    init(total: Int) { self.total = total }
+
+    func show(done: Int, solved: Int, failed: Int, deadLetters: Int, inFlight: Int, polls: Int, elapsed: Duration) {
+        let now = ContinuousClock.now
+        let dt = now - lastAt
+        let dtSeconds = Double(dt.components.seconds) + Double(dt.components.attoseconds) / 1e18
+        let rate = dtSeconds > 0 ? Double(polls - lastPolls) / dtSeconds : 0
+        lastPolls = polls
+        lastAt = now
+        let fraction = total > 0 ? Double(done) / Double(total) : 1
+        let line = String(format: "%5.1f%%  done %d/%d  solved %d  failed %d  dead %d  in flight %d  %.0f polls/s  %ds",
+                          fraction * 100, done, total, solved, failed, deadLetters, inFlight, rate, elapsed.components.seconds)
+        if isTerminal {
+            let width = 20
+            let filled = Int(fraction * Double(width))
+            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+            print("\r[\(bar)] \(line)\u{1B}[K", terminator: "")
+            fflush(stdout)
+        } else if now - lastPlain >= .seconds(3) {
+            lastPlain = now
+            print(line)
+        }
+    }
+
+    func finish() {
+        if isTerminal { print("") }
+    }
 }

@@ -1,0 +1,25 @@
+import TaskAPI
+
+extension PollOutcome {
+    /// Codes that mean the provider does not know the task (unknown id, or its window closed).
+    static let taskNotFoundCodes: Set<String> = ["ERROR_TASKID_INVALID", "ERROR_NO_SUCH_CAPCHA_ID", "ERROR_WRONG_CAPTCHA_ID"]
+
+    /// The engine's view of a classified getTaskResult answer.
+    public init(_ outcome: TaskOutcome) {
+        switch outcome {
+        case .processing:
+            self = .processing
+        case .ready(let solution):
+            self = .ready(solution: solution)
+        case .failed(.transient, _, _):
+            self = .transient
+        case .failed(.ban, _, _):
+            self = .ipBanned(retryAfter: nil)
+        case .failed(.account, let code, let description):
+            self = .accountError(ProviderError(errorCode: code, errorDescription: description))
+        case .failed(.task, let code, let description):
+            let error = ProviderError(errorCode: code, errorDescription: description)
+            self = Self.taskNotFoundCodes.contains(code) ? .taskNotFound(error) : .taskFailed(error)
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import Kafka
+import Logging
+import Poller
+import TaskAPI
+
+/// `ezpoll run`: the service. Every option also reads an `EZPOLL_*` environment
+/// variable (the flag wins). The clientKey comes only from `EZPOLL_CLIENT_KEY` or a
+/// file, never from a flag: command lines are visible to every user of the machine.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Consume task events, poll getTaskResult, publish solutions, failures and dead letters.",
+        discussion: """
+            The clientKey is read from the environment variable EZPOLL_CLIENT_KEY or from the \
+            file named by --client-key-file / EZPOLL_CLIENT_KEY_FILE. Events may carry their \
+            own clientKey. Every option below can also be set through the environment \
+            variable named in its help.
+            """
+    )
+
+    @Option(help: "Kafka bootstrap servers. [EZPOLL_BROKERS, default localhost:9092]")
+    var brokers: String?
+    @Option(help: "Kafka consumer group. [EZPOLL_GROUP_ID, default ezpoll]")
+    var groupId: String?
+    @Option(help: "Input topic of task events. [EZPOLL_INPUT_TOPIC, default captcha.tasks]")
+    var inputTopic: String?
+    @Option(help: "Topic for solutions. [EZPOLL_SOLUTIONS_TOPIC, default captcha.solutions]")
+    var solutionsTopic: String?
+    @Option(help: "Topic for failures. [EZPOLL_FAILURES_TOPIC, default captcha.failures]")
+    var failuresTopic: String?
+    @Option(help: "Topic for dead letters. [EZPOLL_DEAD_LETTER_TOPIC, default captcha.tasks.dlq]")
+    var deadLetterTopic: String?
+    @Option(help: "Provider profile: ez-captcha, capsolver, anti-captcha, capmonster, 2captcha. [EZPOLL_PROVIDER, default ez-captcha]")
+    var provider: String?
+    @Option(help: "Provider API base URL; defaults to the profile's. [EZPOLL_API_URL]")
+    var apiUrl: String?
+    @Option(help: "File holding the default clientKey. [EZPOLL_CLIENT_KEY_FILE]")
+    var clientKeyFile: String?
+    @Option(help: "Most getTaskResult calls at once. [EZPOLL_MAX_CONCURRENT_CALLS, default 64]")
+    var maxConcurrentCalls: Int?
+    @Option(help: "Most getTaskResult calls per second, all tasks together. [EZPOLL_RATE_LIMIT, default 200]")
+    var rateLimit: Double?
+    @Option(help: "Most tasks in flight; above it the input pauses. [EZPOLL_MAX_IN_FLIGHT, default 50000]")
+    var maxInFlight: Int?
+    @Option(help: "Seconds from task creation to the first poll. [EZPOLL_FIRST_POLL_DELAY, default: the profile's]")
+    var firstPollDelay: Double?
+    @Option(help: "Seconds between polls of one task. [EZPOLL_POLL_INTERVAL, default: the profile's]")
+    var pollInterval: Double?
+    @Option(help: "Most polls of one task. [EZPOLL_MAX_POLLS, default: the profile's]")
+    var maxPolls: Int?
+    @Option(help: "Seconds after creation during which a result can be fetched. [EZPOLL_RESULT_WINDOW, default 300]")
+    var resultWindow: Double?
+    @Option(help: "Stop polling this many seconds before the window closes. [EZPOLL_SAFETY_MARGIN, default 5]")
+    var safetyMargin: Double?
+    @Option(help: "Seconds to stop all calls after ERROR_IP_BANNED. [EZPOLL_BAN_PAUSE, default: the profile's]")
+    var banPause: Double?
+    @Option(help: "Divide every policy duration by this (only for simulators running faster than real time). [EZPOLL_TIME_SCALE, default 1]")
+    var timeScale: Double?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. [EZPOLL_LOG_LEVEL, default info]")
+    var logLevel: String?
+    @Option(name: .customLong("kafka-config"), parsing: .singleValue,
+            help: "A librdkafka property key=value, for consumer and producer (repeatable). [EZPOLL_KAFKA_CONFIG, ';'-separated]")
+    var kafkaConfig: [String] = []
+
+    func run() async throws {
+        let settings = try RunSettings.resolve(self, environment: ProcessInfo.processInfo.environment)
+        var logger = Logger(label: "ezpoll")
+        logger.logLevel = settings.logLevel
+        let client = try TaskResultClient(profile: settings.profile, logger: logger)
+        let pipeline: Pipeline
+        do {
+            pipeline = try Pipeline(configuration: settings.pipeline, client: client, logger: logger)
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+        let signals = Task {
+            let signal = await ShutdownSignal.wait()
+            logger.info("signal received, shutting down", metadata: ["signal": "\(signal)"])
+            pipeline.shutdown()
+        }
+        defer { signals.cancel() }
+        do {
+            try await pipeline.run()
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+        await client.shutdown()
+    }
+}

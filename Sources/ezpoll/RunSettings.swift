@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import Kafka
+import Logging
+import Poller
+import TaskAPI
+
+/// `ezpoll run`'s options resolved against the environment (flag, then `EZPOLL_*`, then default).
+struct RunSettings {
+    var pipeline: Pipeline.Configuration
+    var profile: ProviderProfile
+    var logLevel: Logger.Level
+
+    static func resolve(_ options: RunCommand, environment env: [String: String]) throws -> RunSettings {
+        func string(_ flag: String?, _ name: String, _ fallback: String) -> String { flag ?? env[name] ?? fallback }
+        func optionalString(_ flag: String?, _ name: String) -> String? { flag ?? env[name] }
+        func number<T: LosslessStringConvertible>(_ flag: T?, _ name: String) throws -> T? {
+            if let flag { return flag }
+            guard let text = env[name] else { return nil }
+            guard let value = T(text) else { throw ValidationError("\(name)='\(text)' is not a valid number") }
+            return value
+        }
+
+        let providerName = string(options.provider, "EZPOLL_PROVIDER", "ez-captcha")
+        guard var profile = ProviderProfile.named(providerName) else {
+            throw ValidationError("unknown provider '\(providerName)'; known: \(ProviderProfile.builtins.map(\.name).joined(separator: ", "))")
+        }
+        if let url = optionalString(options.apiUrl, "EZPOLL_API_URL") { profile = profile.with(baseURL: url) }
+
+        let levelName = string(options.logLevel, "EZPOLL_LOG_LEVEL", "info")
+        guard let logLevel = Logger.Level(rawValue: levelName) else { throw ValidationError("unknown log level '\(levelName)'") }
+
+        let key = try clientKey(file: optionalString(options.clientKeyFile, "EZPOLL_CLIENT_KEY_FILE"), environment: env)
+
+        let scale = try number(options.timeScale, "EZPOLL_TIME_SCALE") ?? 1
+        guard scale > 0 else { throw ValidationError("--time-scale must be > 0") }
+        func seconds(_ value: Double?, _ fallback: Duration) -> Duration {
+            let base = value.map { Duration.milliseconds(Int64($0 * 1_000)) } ?? fallback
+            return .milliseconds(Int64((Double(base.milliseconds) / scale).rounded()))
+        }
+        let policy = PollingPolicy(
+            initialDelay: seconds(try number(options.firstPollDelay, "EZPOLL_FIRST_POLL_DELAY"), profile.initialDelay),
+            interval: seconds(try number(options.pollInterval, "EZPOLL_POLL_INTERVAL"), profile.defaultPollInterval),
+            minInterval: seconds(nil, profile.minPollInterval),
+            maxPolls: try number(options.maxPolls, "EZPOLL_MAX_POLLS") ?? profile.maxPolls,
+            window: seconds(try number(options.resultWindow, "EZPOLL_RESULT_WINDOW"), profile.resultWindow),
+            safetyMargin: seconds(try number(options.safetyMargin, "EZPOLL_SAFETY_MARGIN"), .seconds(5)),
+            backoffBase: seconds(nil, .seconds(3)),
+            backoffMax: seconds(nil, .seconds(30)))
+        guard policy.maxPolls >= 1 else { throw ValidationError("--max-polls must be at least 1") }
+
+        let maxInFlight = try number(options.maxInFlight, "EZPOLL_MAX_IN_FLIGHT") ?? 50_000
+        let concurrency = try number(options.maxConcurrentCalls, "EZPOLL_MAX_CONCURRENT_CALLS") ?? 64
+        let rate = try number(options.rateLimit, "EZPOLL_RATE_LIMIT") ?? 200
+        guard maxInFlight >= 1, concurrency >= 1, rate > 0 else {
+            throw ValidationError("--max-in-flight, --max-concurrent-calls and --rate-limit must be positive")
+        }
+        var engine = PollingEngine.Configuration()
+        engine.policy = policy
+        engine.defaultClientKey = key
+        engine.defaultProvider = profile.name
+        engine.maxInFlight = maxInFlight
+        engine.resumeBelow = maxInFlight * 9 / 10
+        engine.maxConcurrentCalls = concurrency
+        engine.requestsPerSecond = rate
+        engine.banDuration = seconds(try number(options.banPause, "EZPOLL_BAN_PAUSE"), profile.ipBanPause)
+        engine.errorBudget = ErrorBudget(window: seconds(nil, .seconds(60)))
+
+        var kafkaProperties = try KafkaProperty.parse(options.kafkaConfig)
+        if options.kafkaConfig.isEmpty, let fromEnv = env["EZPOLL_KAFKA_CONFIG"], !fromEnv.isEmpty {
+            kafkaProperties = try KafkaProperty.parse(fromEnv.split(separator: ";").map(String.init))
+        }
+        let brokers = string(options.brokers, "EZPOLL_BROKERS", "localhost:9092")
+        var consumer = KafkaConsumerConfiguration(bootstrapServers: brokers, groupID: string(options.groupId, "EZPOLL_GROUP_ID", "ezpoll"))
+        consumer.properties = kafkaProperties
+        var producer = KafkaProducerConfiguration(bootstrapServers: brokers)
+        producer.properties = kafkaProperties
+
+        var pipeline = Pipeline.Configuration(engine: engine, consumer: consumer, producer: producer)
+        pipeline.topics.input = string(options.inputTopic, "EZPOLL_INPUT_TOPIC", pipeline.topics.input)
+        pipeline.topics.solutions = string(options.solutionsTopic, "EZPOLL_SOLUTIONS_TOPIC", pipeline.topics.solutions)
+        pipeline.topics.failures = string(options.failuresTopic, "EZPOLL_FAILURES_TOPIC", pipeline.topics.failures)
+        pipeline.topics.deadLetters = string(options.deadLetterTopic, "EZPOLL_DEAD_LETTER_TOPIC", pipeline.topics.deadLetters)
+        return RunSettings(pipeline: pipeline, profile: profile, logLevel: logLevel)
+    }
+
+    /// The default clientKey: the file if one is named, else EZPOLL_CLIENT_KEY, else none
+    /// (then every event must carry its own).
+    static func clientKey(file: String?, environment env: [String: String]) throws -> ClientKey? {
+        if let file {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ValidationError("cannot read the client key file '\(file)'")
+            }
+            let key = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !key.isEmpty else { throw ValidationError("the client key file '\(file)' is empty") }
+            return ClientKey(key)
+        }
+        if let key = env["EZPOLL_CLIENT_KEY"]?.trimmingCharacters(in: .whitespacesAndNewlines), !key.isEmpty {
+            return ClientKey(key)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,180 @@
+import Foundation
+import Kafka
+import Logging
+import Poller
+import Simulator
+import TaskAPI
+import Testing
+
+/// The real parts for pipeline tests: librdkafka's mock cluster, the simulator on a
+/// loopback port, the HTTP client, and a producer for input events.
+final class PipelineHarness: @unchecked Sendable {
+    /// API seconds per real second, for the simulator and the pipeline's policy alike.
+    static let timeScale = 50.0
+    static let goodKey = "good-key-0123456789"
+    static let topics = Pipeline.Topics()
+
+    let cluster: EmbeddedKafkaCluster
+    let simulator: SimulatorServer
+    let client: TaskResultClient
+    let producer: KafkaProducer
+    let logger: Logger
+
+    init(partitions: Int = 4, simulator config: SimulatorConfig? = nil) async throws {
+        var logger = Logger(label: "ezpoll.tests.pipeline")
+        logger.logLevel = ProcessInfo.processInfo.environment["EZPOLL_TEST_LOG"] != nil ? .debug : .warning
+        self.logger = logger
+        cluster = try EmbeddedKafkaCluster(brokers: 1, logger: logger)
+        for topic in [Self.topics.input, Self.topics.solutions, Self.topics.failures, Self.topics.deadLetters] {
+            try cluster.createTopic(topic, partitions: topic == Self.topics.input ? partitions : 2)
+        }
+        var simConfig = config ?? SimulatorConfig()
+        simConfig.timeScale = Self.timeScale
+        if config == nil {
+            simConfig.validKeys = [Self.goodKey]
+            simConfig.solveTime = .init(median: 15, min: 2, max: 60)
+        }
+        simulator = try await SimulatorServer.start(config: simConfig)
+        client = try TaskResultClient(profile: ProviderProfile.ezCaptcha.with(baseURL: simulator.baseURL), logger: logger)
+        var producerConfig = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers)
+        producerConfig.lingerMs = 1
+        producer = try KafkaProducer(configuration: producerConfig, logger: logger)
+    }
+
+    func shutdown() async {
+        await producer.close()
+        await client.shutdown()
+        await simulator.stop()
+        cluster.stop()
+    }
+
+    /// Pipeline settings scaled to the simulator's clock.
+    func configuration(group: String = "ezpoll-test", maxInFlight: Int = 10_000) -> Pipeline.Configuration {
+        let s = Self.timeScale
+        func scaled(_ seconds: Double) -> Duration { .milliseconds(Int64(seconds * 1_000 / s)) }
+        let policy = PollingPolicy(initialDelay: scaled(5), interval: scaled(3), minInterval: scaled(1), maxPolls: 100,
+                                   window: scaled(300), safetyMargin: scaled(5), backoffBase: scaled(3), backoffMax: scaled(30))
+        var engine = PollingEngine.Configuration()
+        engine.policy = policy
+        engine.defaultProvider = "ez-captcha"
+        engine.defaultClientKey = ClientKey(Self.goodKey)
+        engine.maxInFlight = maxInFlight
+        engine.resumeBelow = maxInFlight * 9 / 10
+        engine.maxConcurrentCalls = 64
+        engine.requestsPerSecond = 5_000
+        engine.banDuration = scaled(60)
+        engine.errorBudget = ErrorBudget(window: scaled(60))
+        var consumer = KafkaConsumerConfiguration(bootstrapServers: cluster.bootstrapServers, groupID: group)
+        consumer.sessionTimeoutMs = 6_000
+        consumer.heartbeatIntervalMs = 500
+        consumer.fetchWaitMaxMs = 10
+        consumer.autoCommitIntervalMs = 200
+        var producer = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers)
+        producer.lingerMs = 2
+        var config = Pipeline.Configuration(engine: engine, consumer: consumer, producer: producer)
+        config.shutdownTimeout = .seconds(10)
+        return config
+    }
+
+    /// Starts a pipeline; the returned task ends when it has shut down.
+    func start(_ configuration: Pipeline.Configuration) throws -> (Pipeline, Task<Void, Error>) {
+        let pipeline = try Pipeline(configuration: configuration, client: client, logger: logger)
+        let task = Task { try await pipeline.run() }
+        return (pipeline, task)
+    }
+
+    /// Publishes raw input records (key, value) to the input topic, round-robin over partitions.
+    func publish(_ records: [(key: [UInt8]?, value: [UInt8]?)], partitions: Int32 = 4) async throws {
+        let failures = Locked<Int>(0)
+        for (i, record) in records.enumerated() {
+            try await producer.enqueue(KafkaOutgoingRecord(topic: Self.topics.input, partition: Int32(i) % partitions,
+                                                           key: record.key, value: record.value)) {
+                if case .failure = $0 { failures.withLock { $0 += 1 } }
+            }
+        }
+        try await producer.flush()
+        #expect(failures.current == 0)
+    }
+
+    static func event(taskId: String, extra: String = "") -> (key: [UInt8]?, value: [UInt8]?) {
+        (Array(taskId.utf8), Array(#"{"taskId":"\#(taskId)"\#(extra)}"#.utf8))
+    }
+
+    /// Reads the three output topics from a group of its own.
+    func outputs(group: String = "ezpoll-test-outputs") throws -> OutputCollector {
+        try OutputCollector(cluster: cluster, group: group, logger: logger)
+    }
+}
+
+/// An output record, parsed.
+struct Output {
+    var topic: String
+    var key: String?
+    var value: [UInt8]
+    var schemaHeader: String?
+    var json: [String: Any]
+    var taskId: String? { json["taskId"] as? String }
+}
+
+final class OutputCollector: @unchecked Sendable {
+    let consumer: KafkaConsumer
+    let records = Locked<[Output]>([])
+    private var task: Task<Void, Never>?
+
+    init(cluster: EmbeddedKafkaCluster, group: String, logger: Logger) throws {
+        var config = KafkaConsumerConfiguration(bootstrapServers: cluster.bootstrapServers, groupID: group)
+        config.fetchWaitMaxMs = 10
+        consumer = try KafkaConsumer(configuration: config, logger: logger)
+        let topics = PipelineHarness.topics
+        try consumer.subscribe(topics: [topics.solutions, topics.failures, topics.deadLetters])
+        task = Task { [consumer, records] in
+            for await batch in consumer.batches {
+                let parsed = batch.map { record -> Output in
+                    let value = record.value ?? []
+                    let json = (try? JSONSerialization.jsonObject(with: Data(value))) as? [String: Any] ?? [:]
+                    return Output(topic: record.topic, key: record.key.map { String(decoding: $0, as: UTF8.self) },
+                                  value: value,
+                                  schemaHeader: record.headers.first { $0.name == MessageSchema.headerKey }
+                                      .flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } },
+                                  json: json)
+                }
+                records.withLock { $0.append(contentsOf: parsed) }
+            }
+        }
+    }
+
+    var count: Int { records.withLock { $0.count } }
+    var all: [Output] { records.current }
+
+    func close() async {
+        await consumer.close()
+        await task?.value
+    }
+}
+
+/// A value guarded by a lock.
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+    var current: Value { withLock { $0 } }
+}
+
+/// Waits until `condition` holds, checking every 20 ms, or fails after `timeout` seconds.
+func waitUntil(_ what: String, timeout: Double = 60, _ condition: () async throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while try await !condition() {
+        if Date() > deadline {
+            Issue.record("timed out waiting for: \(what)")
+            throw TimedOut(what: what)
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
+
+struct TimedOut: Error { let what: String }

@@ -1,0 +1,240 @@
+import Foundation
+import Kafka
+import Poller
+import Simulator
+import TaskAPI
+import Testing
+
+@Suite("Pipeline over the embedded cluster and the simulator", .serialized)
+struct PipelineTests {
+    @Test("2,000 tasks with mixed outcomes: one output each, on the right topic, keyed by taskId, schema-valid")
+    func mixedOutcomes() async throws {
+        var sim = SimulatorConfig()
+        sim.validKeys = [PipelineHarness.goodKey]
+        sim.solveTime = .init(median: 15, min: 2, max: 60)
+        sim.unsolvableFraction = 0.1
+        let harness = try await PipelineHarness(simulator: sim)
+        let solvable = harness.simulator.createTasks(count: 1_500, clientKey: PipelineHarness.goodKey)
+        let badKeyTasks = harness.simulator.createTasks(count: 250, clientKey: PipelineHarness.goodKey)
+        #expect(solvable.count == 1_500 && badKeyTasks.count == 250)
+        let expiredIds = (0..<250).map { "expired-\($0)" }
+        var events = solvable.map { PipelineHarness.event(taskId: $0, extra: #","correlationId":"c-\#($0)","metadata":{"n":1}"#) }
+        events += badKeyTasks.map { PipelineHarness.event(taskId: $0, extra: #","clientKey":"not-a-valid-key""#) }
+        events += expiredIds.map { PipelineHarness.event(taskId: $0, extra: #","createdAt":"2020-01-01T00:00:00Z""#) }
+        events.shuffle()
+
+        let outputs = try harness.outputs()
+        let (pipeline, run) = try harness.start(harness.configuration())
+        try await harness.publish(events)
+        try await waitUntil("2,000 outputs", timeout: 120) { outputs.count >= 2_000 }
+        pipeline.shutdown()
+        try await run.value
+
+        let all = outputs.all
+        #expect(all.count == 2_000, "exactly one output per input")
+        var byTask: [String: Output] = [:]
+        for output in all {
+            let taskId = try #require(output.taskId)
+            #expect(byTask.updateValue(output, forKey: taskId) == nil, "one output for \(taskId)")
+            #expect(output.key == taskId, "keyed by taskId")
+        }
+        let sim2 = harness.simulator.stats()
+        for id in solvable {
+            let output = try #require(byTask[id])
+            if output.topic == PipelineHarness.topics.solutions {
+                #expect(output.json["status"] as? String == "ready")
+                #expect(output.json["correlationId"] as? String == "c-\(id)")
+                #expect((output.json["metadata"] as? [String: Any])?["n"] as? Int == 1)
+            } else {
+                #expect(output.topic == PipelineHarness.topics.failures)
+                #expect(output.json["reason"] as? String == "task_error")
+                #expect(output.json["errorCode"] as? String == "ERROR_CAPTCHA_UNSOLVABLE")
+            }
+        }
+        let solved = solvable.filter { byTask[$0]?.topic == PipelineHarness.topics.solutions }.count
+        #expect(solved > 1_200 && solved < 1_500, "about 10% unsolvable, got \(1_500 - solved)")
+        for id in badKeyTasks {
+            #expect(byTask[id]?.json["reason"] as? String == "account_error")
+        }
+        for id in expiredIds {
+            #expect(byTask[id]?.json["reason"] as? String == "expired")
+            #expect(byTask[id]?.json["polls"] as? Int == 0)
+        }
+        #expect(sim2.callsAfterExpiry == 0)
+        try SchemaValidator.validate(all.map { ($0.schemaHeader, $0.value) })
+        #expect(!all.contains { String(decoding: $0.value, as: UTF8.self).contains("not-a-valid-key") }, "no clientKey in any output")
+        await outputs.close()
+        await harness.shutdown()
+    }
+
+    @Test("bad records become one dead letter each, with the reason; the good ones resolve; offsets reach the end")
+    func deadLetters() async throws {
+        let harness = try await PipelineHarness()
+        let good = harness.simulator.createTasks(count: 400, clientKey: PipelineHarness.goodKey)
+        var records: [(key: [UInt8]?, value: [UInt8]?)] = good.map { PipelineHarness.event(taskId: $0) }
+        var expected: [String: String] = [:] // record key -> dead-letter code
+        let bad: [(String, [UInt8]?)] = [
+            ("null_value", nil),
+            ("invalid_json", Array("{not json".utf8)),
+            ("invalid_json", Array(#"{"taskId":"abc""#.utf8)),
+            ("not_an_object", Array("[1,2,3]".utf8)),
+            ("missing_task_id", Array(#"{"id":"x"}"#.utf8)),
+            ("empty_task_id", Array(#"{"taskId":""}"#.utf8)),
+            ("invalid_task_id", Array(#"{"taskId":true}"#.utf8)),
+            ("invalid_created_at", Array(#"{"taskId":"t","createdAt":"yesterday"}"#.utf8)),
+            ("not_utf8", [0x7B, 0x22, 0xFF, 0xFE, 0x22, 0x7D]),
+            ("value_too_large", Array(("{\"taskId\":\"" + String(repeating: "x", count: 70_000) + "\"}").utf8)),
+        ]
+        for i in 0..<200 {
+            let (code, value) = bad[i % bad.count]
+            let key = "bad-\(i)"
+            expected[key] = code
+            records.append((Array(key.utf8), value))
+        }
+        records.shuffle()
+        let outputs = try harness.outputs()
+        let config = harness.configuration(group: "dlq-group")
+        let (pipeline, run) = try harness.start(config)
+        try await harness.publish(records)
+        try await waitUntil("600 outputs", timeout: 120) { outputs.count >= 600 }
+
+        // Offsets reach the end of every input partition once everything is acknowledged.
+        let probe = try KafkaConsumer(configuration: KafkaConsumerConfiguration(bootstrapServers: harness.cluster.bootstrapServers,
+                                                                                groupID: "dlq-group"), logger: harness.logger)
+        let partitions = (0..<4).map { TopicPartition(PipelineHarness.topics.input, Int32($0)) }
+        try await waitUntil("committed offsets at the end") {
+            let committed = try await probe.committedOffsets(for: partitions)
+            return partitions.allSatisfy { committed[$0] == 150 }
+        }
+        pipeline.shutdown()
+        try await run.value
+        await probe.close()
+
+        let all = outputs.all
+        #expect(all.count == 600)
+        let deadLetters = all.filter { $0.topic == PipelineHarness.topics.deadLetters }
+        #expect(deadLetters.count == 200)
+        for letter in deadLetters {
+            let key = try #require(letter.key)
+            let reason = letter.json["reason"] as? [String: Any]
+            #expect(reason?["code"] as? String == expected[key], "\(key)")
+            #expect((reason?["message"] as? String)?.isEmpty == false)
+        }
+        let resolved = Set(all.compactMap { $0.topic != PipelineHarness.topics.deadLetters ? $0.taskId : nil })
+        #expect(resolved == Set(good))
+        try SchemaValidator.validate(all.map { ($0.schemaHeader, $0.value) })
+        await outputs.close()
+        await harness.shutdown()
+    }
+
+    @Test("one bad key among good keys: its tasks fail as account errors; the others are unaffected")
+    func badKeyIsolated() async throws {
+        var sim = SimulatorConfig()
+        sim.validKeys = [PipelineHarness.goodKey, "second-good-key"]
+        sim.solveTime = .fixed(10)
+        let harness = try await PipelineHarness(simulator: sim)
+        let tasks = harness.simulator.createTasks(count: 300, clientKey: PipelineHarness.goodKey)
+        let keys = [PipelineHarness.goodKey, "second-good-key", "revoked-key"]
+        var keyOf: [String: String] = [:]
+        let events = tasks.enumerated().map { i, id -> (key: [UInt8]?, value: [UInt8]?) in
+            keyOf[id] = keys[i % 3]
+            return PipelineHarness.event(taskId: id, extra: #","clientKey":"\#(keys[i % 3])""#)
+        }
+        let outputs = try harness.outputs()
+        let (pipeline, run) = try harness.start(harness.configuration(group: "keys-group"))
+        try await harness.publish(events)
+        try await waitUntil("300 outputs", timeout: 120) { outputs.count >= 300 }
+        pipeline.shutdown()
+        try await run.value
+        let stats = harness.simulator.stats()
+        for output in outputs.all {
+            let id = try #require(output.taskId)
+            if keyOf[id] == "revoked-key" {
+                #expect(output.json["reason"] as? String == "account_error")
+                #expect(output.json["errorCode"] as? String == "ERROR_KEY_DOES_NOT_EXIST")
+            } else {
+                #expect(output.topic == PipelineHarness.topics.solutions)
+            }
+        }
+        // The breaker stops calls with the dead key after its first answers: far fewer
+        // calls than its 100 tasks (at most one per call slot in flight at that moment).
+        let keyErrors = stats.errorsByCode["ERROR_KEY_DOES_NOT_EXIST"] ?? 0
+        #expect(keyErrors <= 64, "calls with the dead key stopped: \(keyErrors) key errors")
+        #expect(!outputs.all.contains { String(decoding: $0.value, as: UTF8.self).contains("revoked-key") })
+        await outputs.close()
+        await harness.shutdown()
+    }
+
+    @Test("ban: no call reaches the API while banned; afterwards the rest finish")
+    func ban() async throws {
+        var sim = SimulatorConfig()
+        sim.validKeys = [PipelineHarness.goodKey]
+        sim.solveTime = .fixed(20)
+        sim.ban = .init(maxErrors: 5, window: 10, duration: 30)
+        let harness = try await PipelineHarness(simulator: sim)
+        let tasks = harness.simulator.createTasks(count: 200, clientKey: PipelineHarness.goodKey)
+        // Unknown ids provoke error answers: the simulator bans on the 6th within its window.
+        let provokers = (0..<6).map { "unknown-\($0)" }
+        let outputs = try harness.outputs()
+        let (pipeline, run) = try harness.start(harness.configuration(group: "ban-group"))
+        try await harness.publish(provokers.map { PipelineHarness.event(taskId: $0) } + tasks.map { PipelineHarness.event(taskId: $0) })
+        try await waitUntil("206 outputs", timeout: 120) { outputs.count >= 206 }
+        pipeline.shutdown()
+        try await run.value
+        let stats = harness.simulator.stats()
+        #expect(stats.bansTriggered == 1, "exactly one ban: ezpoll stopped calling while banned")
+        #expect(stats.bannedResponses <= 64, "only calls already in flight when the ban began: \(stats.bannedResponses)")
+        let solved = outputs.all.filter { $0.topic == PipelineHarness.topics.solutions }.count
+        #expect(solved == 200, "every real task finished after the ban")
+        await outputs.close()
+        await harness.shutdown()
+    }
+
+    @Test("graceful stop midway, then a new member: every task ends; duplicates only after the stored watermark")
+    func stopAndResume() async throws {
+        var sim = SimulatorConfig()
+        sim.validKeys = [PipelineHarness.goodKey]
+        sim.solveTime = .init(median: 20, min: 2, max: 60)
+        let harness = try await PipelineHarness(simulator: sim)
+        let tasks = harness.simulator.createTasks(count: 1_000, clientKey: PipelineHarness.goodKey)
+        let outputs = try harness.outputs()
+        let config = harness.configuration(group: "restart-group")
+        let (first, firstRun) = try harness.start(config)
+        try await harness.publish(tasks.map { PipelineHarness.event(taskId: $0) })
+        try await waitUntil("some outputs") { outputs.count >= 300 }
+        first.shutdown()
+        try await firstRun.value
+        let afterFirst = outputs.count
+        let probe = try KafkaConsumer(configuration: KafkaConsumerConfiguration(bootstrapServers: harness.cluster.bootstrapServers,
+                                                                                groupID: "restart-group"), logger: harness.logger)
+        let partitions = (0..<4).map { TopicPartition(PipelineHarness.topics.input, Int32($0)) }
+        let watermarks = try await probe.committedOffsets(for: partitions)
+        await probe.close()
+
+        let (second, secondRun) = try harness.start(config)
+        try await waitUntil("every task has an output") {
+            Set(outputs.all.compactMap(\.taskId)).count >= 1_000
+        }
+        second.shutdown()
+        try await secondRun.value
+        try await Task.sleep(for: .milliseconds(200)) // let the collector see any straggler
+        let all = outputs.all
+        var count: [String: Int] = [:]
+        for output in all { count[output.taskId!, default: 0] += 1 }
+        #expect(Set(count.keys) == Set(tasks), "nothing lost")
+        let duplicates = all.filter { count[$0.taskId!]! > 1 }
+        // A duplicate is a task the first member finished whose record lay at or after
+        // its partition's committed watermark: replayed by design (DESIGN §4).
+        for output in duplicates {
+            let source = output.json["source"] as? [String: Any]
+            let partition = Int32(source?["partition"] as? Int ?? -1)
+            let offset = Int64(source?["offset"] as? Int ?? -1)
+            let watermark = watermarks[TopicPartition(PipelineHarness.topics.input, partition)] ?? nil
+            #expect(offset >= (watermark ?? 0), "duplicate at \(partition)@\(offset) is below the watermark \(String(describing: watermark))")
+        }
+        print("stop/resume: \(afterFirst) outputs from the first member, \(duplicates.count / 2) tasks published twice, watermarks \(watermarks.values.map { $0 ?? -1 })")
+        try SchemaValidator.validate(all.map { ($0.schemaHeader, $0.value) })
+        await outputs.close()
+        await harness.shutdown()
+    }
+}
