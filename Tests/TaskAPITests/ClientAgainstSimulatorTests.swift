@@ -1,0 +1,273 @@
+import AsyncHTTPClient
+import NIOCore
+import Testing
+@testable import Simulator
+@testable import TaskAPI
+
+/// Every outcome class reached through the real HTTP path: async-http-client →
+/// loopback → SwiftNIO simulator.
+@Suite("Client against the simulator")
+struct ClientAgainstSimulatorTests {
+    let key = ClientKey("test-key")
+
+    @Test func processingThenReadyWithByteExactSolution() async throws {
+        try await withSimulator { server, client in
+            let pending = server.createTask(solveTime: 10_000)
+            #expect(await client.getTaskResult(taskId: pending, clientKey: key) == .processing)
+            let done = server.createTask(solveTime: 0)
+            let outcome = await client.getTaskResult(taskId: done, clientKey: key)
+            guard case .ready(let solution) = outcome else {
+                Issue.record("expected ready, got \(outcome)")
+                return
+            }
+            #expect(solution.bytes == SimulatorResponses.solution(taskId: done))
+            #expect(solution.text.contains("caf\\u00e9 ✓"))
+            #expect(solution.text.contains("0.90000000000000002"))
+        }
+    }
+
+    @Test func createdThroughTheRulesWithTimeScale() async throws {
+        var config = SimulatorConfig()
+        config.timeScale = 1000 // 2…120 s of API time become 2…120 ms
+        config.seed = 3
+        try await withSimulator(config) { server, client in
+            let ids = server.createTasks(count: 5, clientKey: "any")
+            #expect(ids.count == 5)
+            for id in ids {
+                var outcome = await client.getTaskResult(taskId: id, clientKey: key)
+                var polls = 1
+                while outcome == .processing, polls < 10_000 {
+                    await Task.yield()
+                    outcome = await client.getTaskResult(taskId: id, clientKey: key)
+                    polls += 1
+                }
+                guard case .ready = outcome else {
+                    Issue.record("expected ready, got \(outcome)")
+                    return
+                }
+            }
+            #expect(server.stats().tasksSeenReady == 5)
+        }
+    }
+
+    @Test func integerTaskIds() async throws {
+        var config = SimulatorConfig()
+        config.taskIdStyle = .integer
+        try await withSimulator(config) { server, client in
+            let id = server.createTask(solveTime: 0)
+            #expect(UInt64(id)! > UInt64(Int32.max))
+            guard case .ready = await client.getTaskResult(taskId: id, clientKey: key) else {
+                Issue.record("expected ready")
+                return
+            }
+        }
+    }
+
+    @Test func taskFailures() async throws {
+        try await withSimulator { server, client in
+            let unknown = await client.getTaskResult(taskId: "00000000-0000-4000-8000-000000000000", clientKey: key)
+            #expect(unknown.failureCode == "ERROR_TASKID_INVALID")
+            if case .failed(let failureClass, _, let description) = unknown {
+                #expect(failureClass == .task)
+                #expect(description == SimProviderError.taskIdInvalid.description)
+            }
+            let unsolvable = server.createTask(solveTime: 0, unsolvable: true)
+            #expect(await client.getTaskResult(taskId: unsolvable, clientKey: key)
+                == .failed(.task, code: "ERROR_CAPTCHA_UNSOLVABLE", description: SimProviderError.captchaUnsolvable.description))
+        }
+    }
+
+    @Test func expiredTask() async throws {
+        try await withSimulator { server, client in
+            let id = server.createTask(solveTime: 1)
+            server.withCore { core, now in core.advanceForTesting(taskId: id, by: 301) }
+            #expect(await client.getTaskResult(taskId: id, clientKey: key).failureCode == "ERROR_TASKID_INVALID")
+            #expect(server.stats().callsAfterExpiry == 1)
+        }
+    }
+
+    @Test func accountFailures() async throws {
+        var config = SimulatorConfig()
+        config.validKeys = ["good", "broke"]
+        config.zeroBalanceKeys = ["broke"]
+        try await withSimulator(config) { server, client in
+            let id = server.createTask(solveTime: 100)
+            let unknownKey = await client.getTaskResult(taskId: id, clientKey: ClientKey("wrong"))
+            #expect(unknownKey.failureCode == "ERROR_KEY_DOES_NOT_EXIST")
+            if case .failed(let failureClass, _, _) = unknownKey { #expect(failureClass == .account) }
+            let broke = await client.getTaskResult(taskId: id, clientKey: ClientKey("broke"))
+            #expect(broke.failureCode == "ERROR_ZERO_BALANCE")
+            if case .failed(let failureClass, _, _) = broke { #expect(failureClass == .account) }
+            #expect(await client.getTaskResult(taskId: id, clientKey: ClientKey("good")) == .processing)
+        }
+    }
+
+    @Test func ipBan() async throws {
+        var config = SimulatorConfig()
+        config.ban = .init(maxErrors: 2, window: 60, duration: 600)
+        try await withSimulator(config) { server, client in
+            let id = server.createTask(solveTime: 0)
+            for _ in 0..<3 {
+                _ = await client.getTaskResult(taskId: "bogus", clientKey: key)
+            }
+            let outcome = await client.getTaskResult(taskId: id, clientKey: key)
+            guard case .failed(.ban, "ERROR_IP_BANNED", _) = outcome else {
+                Issue.record("expected ban, got \(outcome)")
+                return
+            }
+            #expect(server.stats().bansTriggered == 1)
+        }
+    }
+
+    @Test func perTaskRateLimit() async throws {
+        var config = SimulatorConfig()
+        config.minPollInterval = 1000
+        try await withSimulator(config) { server, client in
+            let id = server.createTask(solveTime: 10_000)
+            #expect(await client.getTaskResult(taskId: id, clientKey: key) == .processing)
+            let outcome = await client.getTaskResult(taskId: id, clientKey: key)
+            guard case .failed(.transient(.taskRateLimited, let retryAfter), "ERROR_TOO_MUCH_REQUESTS", _) = outcome else {
+                Issue.record("expected task rate limit, got \(outcome)")
+                return
+            }
+            #expect(retryAfter == ProviderProfile.ezCaptcha.minPollInterval)
+        }
+    }
+
+    @Test func http429WithRetryAfter() async throws {
+        try await withSimulator { server, client in
+            server.updateConfig {
+                $0.faults.http429Probability = 1
+                $0.faults.retryAfterSeconds = 7
+            }
+            let outcome = await client.getTaskResult(taskId: server.createTask(solveTime: 0), clientKey: key)
+            #expect(outcome == .failed(.transient(.httpStatus(429), retryAfter: .seconds(7)), code: "HTTP_429", description: nil))
+        }
+    }
+
+    @Test(arguments: [500, 503])
+    func serverErrors(_ status: Int) async throws {
+        try await withSimulator { server, client in
+            server.updateConfig {
+                if status == 500 { $0.faults.http500Probability = 1 } else { $0.faults.http503Probability = 1 }
+            }
+            let id = server.createTask(solveTime: 0)
+            #expect(await client.getTaskResult(taskId: id, clientKey: key)
+                == .failed(.transient(.httpStatus(status), retryAfter: nil), code: "HTTP_\(status)", description: nil))
+            // Flip the fault off mid-run: the same client recovers on the same pool.
+            server.updateConfig { $0.faults = .init() }
+            guard case .ready = await client.getTaskResult(taskId: id, clientKey: key) else {
+                Issue.record("expected recovery")
+                return
+            }
+        }
+    }
+
+    @Test func droppedConnection() async throws {
+        try await withSimulator { server, client in
+            server.updateConfig { $0.faults.dropProbability = 1 }
+            let outcome = await client.getTaskResult(taskId: server.createTask(solveTime: 0), clientKey: key)
+            guard case .failed(.transient(.connection, nil), "CONNECTION_ERROR", _) = outcome else {
+                Issue.record("expected connection error, got \(outcome)")
+                return
+            }
+            #expect(server.stats().faults.dropped >= 1)
+        }
+    }
+
+    @Test func malformedAndTruncatedBodies() async throws {
+        try await withSimulator { server, client in
+            let id = server.createTask(solveTime: 0)
+            server.updateConfig { $0.faults.malformedProbability = 1 }
+            let malformed = await client.getTaskResult(taskId: id, clientKey: key)
+            guard case .failed(.transient(.badBody, _), "BAD_BODY", _) = malformed else {
+                Issue.record("expected bad body, got \(malformed)")
+                return
+            }
+            server.updateConfig { $0.faults = .init(); $0.faults.truncatedProbability = 1 }
+            let truncated = await client.getTaskResult(taskId: id, clientKey: key)
+            guard case .failed(.transient(.badBody, _), "BAD_BODY", _) = truncated else {
+                Issue.record("expected bad body, got \(truncated)")
+                return
+            }
+        }
+    }
+
+    @Test func serviceUnavailableIsProviderBusy() async throws {
+        try await withSimulator { server, client in
+            server.updateConfig { $0.faults.serviceUnavailableProbability = 1 }
+            let outcome = await client.getTaskResult(taskId: server.createTask(solveTime: 0), clientKey: key)
+            guard case .failed(.transient(.providerBusy, nil), "ERROR_SERVICE_UNAVALIABLE", _) = outcome else {
+                Issue.record("expected provider busy, got \(outcome)")
+                return
+            }
+        }
+    }
+
+    @Test func readTimeoutFiresWithinItsBound() async throws {
+        var clientConfig = fastClientConfig()
+        clientConfig.readTimeout = .milliseconds(300)
+        clientConfig.requestTimeout = .milliseconds(800)
+        var config = SimulatorConfig()
+        config.faults.slowProbability = 1
+        config.faults.slowDelayReal = 30
+        try await withSimulator(config, client: clientConfig) { server, client in
+            let started = ContinuousClock.now
+            let outcome = await client.getTaskResult(taskId: server.createTask(solveTime: 0), clientKey: key)
+            let elapsed = ContinuousClock.now - started
+            guard case .failed(.transient(.timeout, nil), "TIMEOUT", _) = outcome else {
+                Issue.record("expected timeout, got \(outcome)")
+                return
+            }
+            #expect(elapsed < .seconds(15), "timeout took \(elapsed), far beyond its bound of 0.8 s")
+        }
+    }
+
+    @Test func connectionRefused() async throws {
+        var clientConfig = fastClientConfig()
+        clientConfig.connectTimeout = .milliseconds(500)
+        let server = try await SimulatorServer.start()
+        let profile = ProviderProfile.ezCaptcha.with(baseURL: server.baseURL)
+        await server.stop()
+        let client = try TaskResultClient(profile: profile, configuration: clientConfig)
+        let outcome = await client.getTaskResult(taskId: "x", clientKey: key)
+        await client.shutdown()
+        guard case .failed(.transient(let reason, nil), _, _) = outcome, reason == .connection || reason == .timeout else {
+            Issue.record("expected connection failure, got \(outcome)")
+            return
+        }
+    }
+
+    @Test func invalidBaseURLIsRejected() {
+        #expect(throws: TaskAPIError.self) {
+            _ = try TaskResultClient(profile: ProviderProfile.ezCaptcha.with(baseURL: "ftp://x"))
+        }
+    }
+
+    @Test func shutdownIsIdempotentAndForgettingItDoesNotCrash() async throws {
+        let client = try TaskResultClient(profile: .ezCaptcha)
+        await client.shutdown()
+        await client.shutdown()
+        // Dropped without shutdown: deinit shuts it down in the background.
+        _ = try TaskResultClient(profile: .ezCaptcha)
+    }
+
+    @Test func manyConcurrentCallsShareThePool() async throws {
+        try await withSimulator { server, client in
+            let ids = (0..<200).map { _ in server.createTask(solveTime: 0) }
+            let ready = await withTaskGroup(of: Bool.self) { group in
+                for id in ids {
+                    group.addTask {
+                        if case .ready = await client.getTaskResult(taskId: id, clientKey: key) { return true }
+                        return false
+                    }
+                }
+                var count = 0
+                for await ok in group where ok { count += 1 }
+                return count
+            }
+            #expect(ready == 200)
+            #expect(server.stats().getTaskResultCalls == 200)
+        }
+    }
+}
