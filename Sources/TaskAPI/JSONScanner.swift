@@ -166,7 +166,7 @@ public struct JSONScanner {
     }
 
     private mutating func scanLiteral(_ literal: StaticString) throws {
-        let count = literal.utf8CodeUnitsCount
+        let count = literal.utf8CodeUnitCount
         let start = literal.utf8Start
         for offset in 0..<count {
             guard peek() == start[offset] else { throw unexpected("invalid literal") }
