@@ -17,6 +17,7 @@ public enum ErrorCodeClass: String, Sendable, Hashable, CaseIterable {
         "ERROR_SERVICE_UNAVAILABLE": .providerBusy,
         "ERROR_INTERNAL_SERVER_ERROR": .providerBusy,
         "ERROR_NO_SLOT_AVAILABLE": .providerBusy,
+        "ERROR_TOO_MUCH_REQUESTS": .taskRateLimited, // capmonster; harmless to honour everywhere
         "ERROR_IP_BANNED": .ban,
         "ERROR_KEY_DOES_NOT_EXIST": .account,
         "ERROR_KEY_BANNED": .account,

@@ -28,25 +28,33 @@ struct ClientAgainstSimulatorTests {
 
     @Test func createdThroughTheRulesWithTimeScale() async throws {
         var config = SimulatorConfig()
-        config.timeScale = 1000 // 2…120 s of API time become 2…120 ms
+        config.timeScale = 100 // solve times of 2…120 s become 20 ms…1.2 s; the window 3 s
         config.seed = 3
         try await withSimulator(config) { server, client in
             let ids = server.createTasks(count: 5, clientKey: "any")
             #expect(ids.count == 5)
-            for id in ids {
-                var outcome = await client.getTaskResult(taskId: id, clientKey: key)
-                var polls = 1
-                while outcome == .processing, polls < 10_000 {
-                    await Task.yield()
-                    outcome = await client.getTaskResult(taskId: id, clientKey: key)
-                    polls += 1
+            let outcomes = await withTaskGroup(of: TaskOutcome.self) { group in
+                for id in ids {
+                    group.addTask {
+                        var outcome = await client.getTaskResult(taskId: id, clientKey: key)
+                        while outcome == .processing {
+                            try? await Task.sleep(for: .milliseconds(10)) // the poll interval, not a wait for a condition
+                            outcome = await client.getTaskResult(taskId: id, clientKey: key)
+                        }
+                        return outcome
+                    }
                 }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            for outcome in outcomes {
                 guard case .ready = outcome else {
                     Issue.record("expected ready, got \(outcome)")
                     return
                 }
             }
-            #expect(server.stats().tasksSeenReady == 5)
+            let stats = server.stats()
+            #expect(stats.tasksSeenReady == 5)
+            #expect(stats.detectionDelay.count == 5)
         }
     }
 

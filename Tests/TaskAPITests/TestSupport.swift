@@ -53,10 +53,10 @@ struct CapturingLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
-             source: String, file: String, function: String, line: UInt) {
-        let merged = self.metadata.merging(explicit ?? [:]) { _, new in new }
+    func log(event: LogEvent) {
+        let merged = self.metadata.merging(event.metadata ?? [:]) { _, new in new }
         let rendered = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        store.lines.withLockedValue { $0.append("\(level) \(label) [\(source)] \(message) \(rendered)") }
+        let error = event.error.map { " error=\($0)" } ?? ""
+        store.lines.withLockedValue { $0.append("\(event.level) \(label) [\(event.source)] \(event.message) \(rendered)\(error)") }
     }
 }
