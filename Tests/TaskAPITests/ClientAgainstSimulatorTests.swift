@@ -16,10 +16,7 @@ struct ClientAgainstSimulatorTests {
             #expect(await client.getTaskResult(taskId: pending, clientKey: key) == .processing)
             let done = server.createTask(solveTime: 0)
             let outcome = await client.getTaskResult(taskId: done, clientKey: key)
-            guard case .ready(let solution) = outcome else {
-                Issue.record("expected ready, got \(outcome)")
-                return
-            }
+            guard let solution = expectReady(outcome) else { return }
             #expect(solution.bytes == SimulatorResponses.solution(taskId: done))
             #expect(solution.text.contains("caf\\u00e9 ✓"))
             #expect(solution.text.contains("0.90000000000000002"))
@@ -46,12 +43,7 @@ struct ClientAgainstSimulatorTests {
                 }
                 return await group.reduce(into: []) { $0.append($1) }
             }
-            for outcome in outcomes {
-                guard case .ready = outcome else {
-                    Issue.record("expected ready, got \(outcome)")
-                    return
-                }
-            }
+            outcomes.forEach { expectReady($0) }
             let stats = server.stats()
             #expect(stats.tasksSeenReady == 5)
             #expect(stats.detectionDelay.count == 5)
@@ -64,10 +56,7 @@ struct ClientAgainstSimulatorTests {
         try await withSimulator(config) { server, client in
             let id = server.createTask(solveTime: 0)
             #expect(UInt64(id)! > UInt64(Int32.max))
-            guard case .ready = await client.getTaskResult(taskId: id, clientKey: key) else {
-                Issue.record("expected ready")
-                return
-            }
+            expectReady(await client.getTaskResult(taskId: id, clientKey: key))
         }
     }
 
@@ -118,11 +107,7 @@ struct ClientAgainstSimulatorTests {
             for _ in 0..<3 {
                 _ = await client.getTaskResult(taskId: "bogus", clientKey: key)
             }
-            let outcome = await client.getTaskResult(taskId: id, clientKey: key)
-            guard case .failed(.ban, "ERROR_IP_BANNED", _) = outcome else {
-                Issue.record("expected ban, got \(outcome)")
-                return
-            }
+            expectFailed(await client.getTaskResult(taskId: id, clientKey: key), .ban, "ERROR_IP_BANNED")
             #expect(server.stats().bansTriggered == 1)
         }
     }
@@ -133,12 +118,9 @@ struct ClientAgainstSimulatorTests {
         try await withSimulator(config) { server, client in
             let id = server.createTask(solveTime: 10_000)
             #expect(await client.getTaskResult(taskId: id, clientKey: key) == .processing)
-            let outcome = await client.getTaskResult(taskId: id, clientKey: key)
-            guard case .failed(.transient(.taskRateLimited, let retryAfter), "ERROR_TOO_MUCH_REQUESTS", _) = outcome else {
-                Issue.record("expected task rate limit, got \(outcome)")
-                return
-            }
-            #expect(retryAfter == ProviderProfile.ezCaptcha.minPollInterval)
+            expectFailed(await client.getTaskResult(taskId: id, clientKey: key),
+                         .transient(.taskRateLimited, retryAfter: ProviderProfile.ezCaptcha.minPollInterval),
+                         "ERROR_TOO_MUCH_REQUESTS")
         }
     }
 
@@ -164,21 +146,15 @@ struct ClientAgainstSimulatorTests {
                 == .failed(.transient(.httpStatus(status), retryAfter: nil), code: "HTTP_\(status)", description: nil))
             // Flip the fault off mid-run: the same client recovers on the same pool.
             server.updateConfig { $0.faults = .init() }
-            guard case .ready = await client.getTaskResult(taskId: id, clientKey: key) else {
-                Issue.record("expected recovery")
-                return
-            }
+            expectReady(await client.getTaskResult(taskId: id, clientKey: key))
         }
     }
 
     @Test func droppedConnection() async throws {
         try await withSimulator { server, client in
             server.updateConfig { $0.faults.dropProbability = 1 }
-            let outcome = await client.getTaskResult(taskId: server.createTask(solveTime: 0), clientKey: key)
-            guard case .failed(.transient(.connection, nil), "CONNECTION_ERROR", _) = outcome else {
-                Issue.record("expected connection error, got \(outcome)")
-                return
-            }
+            expectFailed(await client.getTaskResult(taskId: server.createTask(solveTime: 0), clientKey: key),
+                         .transient(.connection, retryAfter: nil), "CONNECTION_ERROR")
             #expect(server.stats().faults.dropped >= 1)
         }
     }
@@ -187,28 +163,17 @@ struct ClientAgainstSimulatorTests {
         try await withSimulator { server, client in
             let id = server.createTask(solveTime: 0)
             server.updateConfig { $0.faults.malformedProbability = 1 }
-            let malformed = await client.getTaskResult(taskId: id, clientKey: key)
-            guard case .failed(.transient(.badBody, _), "BAD_BODY", _) = malformed else {
-                Issue.record("expected bad body, got \(malformed)")
-                return
-            }
+            expectFailed(await client.getTaskResult(taskId: id, clientKey: key), .transient(.badBody, retryAfter: nil), "BAD_BODY")
             server.updateConfig { $0.faults = .init(); $0.faults.truncatedProbability = 1 }
-            let truncated = await client.getTaskResult(taskId: id, clientKey: key)
-            guard case .failed(.transient(.badBody, _), "BAD_BODY", _) = truncated else {
-                Issue.record("expected bad body, got \(truncated)")
-                return
-            }
+            expectFailed(await client.getTaskResult(taskId: id, clientKey: key), .transient(.badBody, retryAfter: nil), "BAD_BODY")
         }
     }
 
     @Test func serviceUnavailableIsProviderBusy() async throws {
         try await withSimulator { server, client in
             server.updateConfig { $0.faults.serviceUnavailableProbability = 1 }
-            let outcome = await client.getTaskResult(taskId: server.createTask(solveTime: 0), clientKey: key)
-            guard case .failed(.transient(.providerBusy, nil), "ERROR_SERVICE_UNAVALIABLE", _) = outcome else {
-                Issue.record("expected provider busy, got \(outcome)")
-                return
-            }
+            expectFailed(await client.getTaskResult(taskId: server.createTask(solveTime: 0), clientKey: key),
+                         .transient(.providerBusy, retryAfter: nil), "ERROR_SERVICE_UNAVALIABLE")
         }
     }
 
@@ -223,10 +188,7 @@ struct ClientAgainstSimulatorTests {
             let started = ContinuousClock.now
             let outcome = await client.getTaskResult(taskId: server.createTask(solveTime: 0), clientKey: key)
             let elapsed = ContinuousClock.now - started
-            guard case .failed(.transient(.timeout, nil), "TIMEOUT", _) = outcome else {
-                Issue.record("expected timeout, got \(outcome)")
-                return
-            }
+            expectFailed(outcome, .transient(.timeout, retryAfter: nil), "TIMEOUT")
             #expect(elapsed < .seconds(15), "timeout took \(elapsed), far beyond its bound of 0.8 s")
         }
     }

@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import Simulator
 import TaskAPI
+import Testing
 
 /// Starts a simulator on 127.0.0.1:0 and a client pointed at it; always tears both down.
 func withSimulator(
@@ -59,4 +60,23 @@ struct CapturingLogHandler: LogHandler {
         let error = event.error.map { " error=\($0)" } ?? ""
         store.lines.withLockedValue { $0.append("\(event.level) \(label) [\(event.source)] \(event.message) \(rendered)\(error)") }
     }
+}
+
+/// Checks a failure's class and code (not its description).
+func expectFailed(_ outcome: TaskOutcome, _ expected: FailureClass, _ code: String,
+                  sourceLocation: SourceLocation = #_sourceLocation) {
+    guard case .failed(let actual, let actualCode, _) = outcome, actual == expected, actualCode == code else {
+        Issue.record("expected failed(\(expected), \(code)), got \(outcome)", sourceLocation: sourceLocation)
+        return
+    }
+}
+
+/// Checks the outcome is ready and returns its solution.
+@discardableResult
+func expectReady(_ outcome: TaskOutcome, sourceLocation: SourceLocation = #_sourceLocation) -> RawJSON? {
+    guard case .ready(let solution) = outcome else {
+        Issue.record("expected ready, got \(outcome)", sourceLocation: sourceLocation)
+        return nil
+    }
+    return solution
 }
