@@ -12,10 +12,34 @@ extension SimulatorConfig {
         }
         SimulatorConfig.deepMerge(&baseObject, patchObject)
         let merged = try JSONSerialization.data(withJSONObject: baseObject)
+        let config: SimulatorConfig
         do {
-            return try JSONDecoder().decode(SimulatorConfig.self, from: merged)
+            config = try JSONDecoder().decode(SimulatorConfig.self, from: merged)
         } catch {
             throw SimulatorError(.badConfig, "invalid configuration: \(error)")
+        }
+        try config.validate()
+        return config
+    }
+
+    /// Throws `SimulatorError(.badConfig)` for values the simulator cannot run with.
+    public func validate() throws {
+        func fail(_ message: String) throws -> Never { throw SimulatorError(.badConfig, message) }
+        if !(timeScale > 0 && timeScale.isFinite) { try fail("timeScale must be a positive number") }
+        if solveTime.min > solveTime.max { try fail("solveTime.min is above solveTime.max") }
+        if !(resultWindow >= 0) { try fail("resultWindow must not be negative") }
+        let probabilities = [
+            ("unsolvableFraction", unsolvableFraction), ("dropProbability", faults.dropProbability),
+            ("http500Probability", faults.http500Probability), ("http503Probability", faults.http503Probability),
+            ("http429Probability", faults.http429Probability), ("serviceUnavailableProbability", faults.serviceUnavailableProbability),
+            ("malformedProbability", faults.malformedProbability), ("truncatedProbability", faults.truncatedProbability),
+            ("slowProbability", faults.slowProbability),
+        ]
+        for (name, value) in probabilities where !(0...1).contains(value) {
+            try fail("\(name) must be within 0…1")
+        }
+        if let ban, ban.maxErrors < 0 || !(ban.window > 0) || !(ban.duration >= 0) {
+            try fail("ban needs maxErrors ≥ 0, window > 0, duration ≥ 0")
         }
     }
 

@@ -42,6 +42,7 @@ public final class SimulatorServer: Sendable {
         port: Int = 0,
         group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> SimulatorServer {
+        try config.validate()
         let engine = SimulatorEngine(config: config)
         let children = NIOLockedValueBox(ChildChannels())
         let bootstrap = ServerBootstrap(group: group)
@@ -99,9 +100,11 @@ public final class SimulatorServer: Sendable {
     public var config: SimulatorConfig { engine.config }
 
     /// Changes the configuration at runtime (tasks and statistics are kept).
-    public func updateConfig(_ change: (inout SimulatorConfig) -> Void) {
+    /// An invalid result (see `SimulatorConfig.validate()`) is refused and thrown.
+    public func updateConfig(_ change: (inout SimulatorConfig) -> Void) throws {
         var updated = engine.config
         change(&updated)
+        try updated.validate()
         engine.apply(updated)
     }
 

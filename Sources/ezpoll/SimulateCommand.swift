@@ -120,6 +120,11 @@ struct SimulateCommand: AsyncParsableCommand {
             let data = try Data(contentsOf: URL(fileURLWithPath: configFile))
             config = try config.merged(withJSON: Array(data))
         }
+        do {
+            try config.validate()
+        } catch {
+            throw ValidationError("\(error)")
+        }
         return config
     }
 

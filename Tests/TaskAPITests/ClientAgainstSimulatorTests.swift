@@ -126,7 +126,7 @@ struct ClientAgainstSimulatorTests {
 
     @Test func http429WithRetryAfter() async throws {
         try await withSimulator { server, client in
-            server.updateConfig {
+            try server.updateConfig {
                 $0.faults.http429Probability = 1
                 $0.faults.retryAfterSeconds = 7
             }
@@ -138,21 +138,21 @@ struct ClientAgainstSimulatorTests {
     @Test(arguments: [500, 503])
     func serverErrors(_ status: Int) async throws {
         try await withSimulator { server, client in
-            server.updateConfig {
+            try server.updateConfig {
                 if status == 500 { $0.faults.http500Probability = 1 } else { $0.faults.http503Probability = 1 }
             }
             let id = server.createTask(solveTime: 0)
             #expect(await client.getTaskResult(taskId: id, clientKey: key)
                 == .failed(.transient(.httpStatus(status), retryAfter: nil), code: "HTTP_\(status)", description: nil))
             // Flip the fault off mid-run: the same client recovers on the same pool.
-            server.updateConfig { $0.faults = .init() }
+            try server.updateConfig { $0.faults = .init() }
             expectReady(await client.getTaskResult(taskId: id, clientKey: key))
         }
     }
 
     @Test func droppedConnection() async throws {
         try await withSimulator { server, client in
-            server.updateConfig { $0.faults.dropProbability = 1 }
+            try server.updateConfig { $0.faults.dropProbability = 1 }
             expectFailed(await client.getTaskResult(taskId: server.createTask(solveTime: 0), clientKey: key),
                          .transient(.connection, retryAfter: nil), "CONNECTION_ERROR")
             #expect(server.stats().faults.dropped >= 1)
@@ -162,16 +162,16 @@ struct ClientAgainstSimulatorTests {
     @Test func malformedAndTruncatedBodies() async throws {
         try await withSimulator { server, client in
             let id = server.createTask(solveTime: 0)
-            server.updateConfig { $0.faults.malformedProbability = 1 }
+            try server.updateConfig { $0.faults.malformedProbability = 1 }
             expectFailed(await client.getTaskResult(taskId: id, clientKey: key), .transient(.badBody, retryAfter: nil), "BAD_BODY")
-            server.updateConfig { $0.faults = .init(); $0.faults.truncatedProbability = 1 }
+            try server.updateConfig { $0.faults = .init(); $0.faults.truncatedProbability = 1 }
             expectFailed(await client.getTaskResult(taskId: id, clientKey: key), .transient(.badBody, retryAfter: nil), "BAD_BODY")
         }
     }
 
     @Test func serviceUnavailableIsProviderBusy() async throws {
         try await withSimulator { server, client in
-            server.updateConfig { $0.faults.serviceUnavailableProbability = 1 }
+            try server.updateConfig { $0.faults.serviceUnavailableProbability = 1 }
             expectFailed(await client.getTaskResult(taskId: server.createTask(solveTime: 0), clientKey: key),
                          .transient(.providerBusy, retryAfter: nil), "ERROR_SERVICE_UNAVALIABLE")
         }

@@ -35,13 +35,13 @@ struct SecretLoggingTests {
                 { $0.serviceUnavailableProbability = 1 }, { $0.slowProbability = 1; $0.slowDelayReal = 30 },
             ]
             for fault in faults {
-                server.updateConfig { config in
+                try server.updateConfig { config in
                     config.faults = .init()
                     fault(&config.faults)
                 }
                 outcomes.append(await client.getTaskResult(taskId: server.createTask(solveTime: 0), clientKey: key))
             }
-            server.updateConfig { $0.faults = .init() }
+            try server.updateConfig { $0.faults = .init() }
             let stats = server.stats()
             #expect(!"\(stats)".contains(SecretLoggingTests.secret))
         }

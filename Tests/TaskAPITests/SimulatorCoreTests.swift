@@ -172,3 +172,17 @@ struct SimulatorCoreTests {
         #expect(summary.mean == 50.5)
     }
 }
+
+@Suite("Simulator configuration")
+struct SimulatorConfigTests {
+    @Test func invalidValuesAreRefused() {
+        var config = SimulatorConfig()
+        config.timeScale = 0
+        #expect(throws: SimulatorError.self) { try config.validate() }
+        config = SimulatorConfig()
+        config.faults.http500Probability = 1.5
+        #expect(throws: SimulatorError.self) { try config.validate() }
+        #expect(throws: SimulatorError.self) { try SimulatorConfig().merged(withJSON: Array(#"{"unsolvableFraction":-1}"#.utf8)) }
+        #expect(throws: Never.self) { try SimulatorConfig().validate() }
+    }
+}

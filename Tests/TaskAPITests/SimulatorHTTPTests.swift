@@ -107,7 +107,7 @@ struct SimulatorHTTPTests {
     @Test func timeScaleChangeKeepsApiTimeMonotonic() async throws {
         try await withHTTP { _, server in
             let before = server.apiTime()
-            server.updateConfig { $0.timeScale = 1000 }
+            try server.updateConfig { $0.timeScale = 1000 }
             let after = server.apiTime()
             #expect(after >= before)
             #expect(after - before < 60)
