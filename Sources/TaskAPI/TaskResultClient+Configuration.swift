@@ -2,21 +2,19 @@ extension TaskResultClient {
     /// Transport settings. Defaults suit the real providers over HTTPS.
     public struct Configuration: Sendable, Hashable {
         /// TCP (+TLS) connect timeout.
-        public var connectTimeout: Duration = .seconds(5)
+        public var connectTimeout: Duration
         /// Longest silence while waiting for response bytes.
-        public var readTimeout: Duration = .seconds(10)
+        public var readTimeout: Duration
         /// Deadline for one whole call (connect, send, receive).
-        public var requestTimeout: Duration = .seconds(15)
+        public var requestTimeout: Duration
         /// Soft limit of keep-alive HTTP/1.1 connections per host.
-        public var maxConnectionsPerHost: Int = 32
+        public var maxConnectionsPerHost: Int
         /// Idle keep-alive connections are closed after this.
-        public var idleTimeout: Duration = .seconds(60)
+        public var idleTimeout: Duration
         /// Response bodies larger than this are treated as bad bodies.
-        public var maxBodyBytes: Int = 1 << 20
+        public var maxBodyBytes: Int
         /// Sent as `User-Agent`.
-        public var userAgent: String = EzpollVersion.userAgent
-
-        public init() {}
+        public var userAgent: String
 
         public init(
             connectTimeout: Duration = .seconds(5),
