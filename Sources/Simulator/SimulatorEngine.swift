@@ -63,7 +63,7 @@ final class SimulatorEngine: Sendable {
     // MARK: - HTTP
 
     func handle(method: HTTPMethod, uri: String, body: [UInt8]) -> SimHTTPResponse {
-        let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
+        let path = uri.firstIndex(of: "?").map { uri[..<$0] } ?? Substring(uri)
         switch (method, path) {
         case (.POST, "/getTaskResult"): return getTaskResult(body)
         case (.POST, "/createTask"): return createTasks(body, bulk: false)
