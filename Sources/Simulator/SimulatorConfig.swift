@@ -1,0 +1,119 @@
+/// Everything that shapes the simulator's behaviour. All durations are in
+/// seconds of *API time* unless the name says `real`: API time runs
+/// `timeScale` times faster than the wall clock, so with `timeScale = 60` a
+/// 15 s solve takes 0.25 s. Fault delays and `Retry-After` are real seconds,
+/// because they act on the client's own timers.
+///
+/// Changeable at runtime (`SimulatorServer.updateConfig`, `POST /config`);
+/// existing tasks keep the solve times they drew.
+public struct SimulatorConfig: Sendable, Hashable, Codable {
+    /// API seconds per real second (≥ 1 speeds the simulation up).
+    public var timeScale: Double = 1
+    /// Seeds task ids, solve times and fault draws.
+    public var seed: UInt64 = 1
+    /// Solve-time distribution (API seconds).
+    public var solveTime: SolveTimeDistribution = .init()
+    /// Fraction of tasks that end with ERROR_CAPTCHA_UNSOLVABLE at their solve time.
+    public var unsolvableFraction: Double = 0
+    /// A result can be fetched for this long after creation; later: ERROR_TASKID_INVALID.
+    public var resultWindow: Double = 300
+    /// Accepted keys; nil accepts any key.
+    public var validKeys: [String]? = nil
+    /// Keys that exist but have no money: ERROR_ZERO_BALANCE.
+    public var zeroBalanceKeys: [String] = []
+    /// Balance reported by getBalance for a funded key.
+    public var balance: Double = 100
+    /// `uuid` (ez-captcha, capsolver) or `integer` (anti-captcha style, above 2^31, sent as a JSON number).
+    public var taskIdStyle: TaskIdStyle = .uuid
+    /// Per-task minimum interval between polls; closer polls get ERROR_TOO_MUCH_REQUESTS.
+    public var minPollInterval: Double? = nil
+    /// Per-task poll cap; later polls get ERROR_TASKID_INVALID (the result is dropped).
+    public var maxPollsPerTask: Int? = nil
+    /// The IP-ban rule; nil disables it.
+    public var ban: BanRule? = nil
+    /// Fault injection for getTaskResult.
+    public var faults: FaultConfig = .init()
+
+    public init() {}
+
+    public enum TaskIdStyle: String, Sendable, Hashable, Codable {
+        case uuid
+        case integer
+    }
+
+    /// Solve times: lognormal (median, sigma of ln) or fixed (= median),
+    /// clipped to [min, max].
+    public struct SolveTimeDistribution: Sendable, Hashable, Codable {
+        public var kind: Kind = .lognormal
+        public var median: Double = 15
+        public var sigma: Double = 0.7
+        public var min: Double = 2
+        public var max: Double = 120
+
+        public enum Kind: String, Sendable, Hashable, Codable {
+            case lognormal
+            case fixed
+        }
+
+        public init() {}
+
+        public init(kind: Kind = .lognormal, median: Double = 15, sigma: Double = 0.7, min: Double = 2, max: Double = 120) {
+            self.kind = kind
+            self.median = median
+            self.sigma = sigma
+            self.min = min
+            self.max = max
+        }
+
+        /// Every task takes exactly `seconds` (API time).
+        public static func fixed(_ seconds: Double) -> SolveTimeDistribution {
+            .init(kind: .fixed, median: seconds, sigma: 0, min: 0, max: .greatestFiniteMagnitude)
+        }
+    }
+
+    /// More than `maxErrors` error responses within `window` seconds bans the
+    /// (single, loopback) client for `duration` seconds: every call then
+    /// answers ERROR_IP_BANNED. Errors that count: key errors, invalid or
+    /// expired task ids, too-frequent polls, polls past the cap.
+    public struct BanRule: Sendable, Hashable, Codable {
+        public var maxErrors: Int
+        public var window: Double
+        public var duration: Double
+
+        public init(maxErrors: Int, window: Double, duration: Double) {
+            self.maxErrors = maxErrors
+            self.window = window
+            self.duration = duration
+        }
+    }
+
+    /// Probabilities (0…1) drawn independently per getTaskResult request.
+    public struct FaultConfig: Sendable, Hashable, Codable {
+        /// Close the connection without answering.
+        public var dropProbability: Double = 0
+        /// HTTP 500 with an HTML body.
+        public var http500Probability: Double = 0
+        /// HTTP 503 with an HTML body.
+        public var http503Probability: Double = 0
+        /// HTTP 429 with `Retry-After: retryAfterSeconds`.
+        public var http429Probability: Double = 0
+        public var retryAfterSeconds: Int = 1
+        /// 200 with errorCode ERROR_SERVICE_UNAVALIABLE.
+        public var serviceUnavailableProbability: Double = 0
+        /// 200 with a non-JSON body.
+        public var malformedProbability: Double = 0
+        /// 200 with the first half of the real JSON body.
+        public var truncatedProbability: Double = 0
+        /// Delay the answer by `slowDelayReal` real seconds.
+        public var slowProbability: Double = 0
+        public var slowDelayReal: Double = 2
+
+        public init() {}
+
+        public var isQuiet: Bool {
+            dropProbability == 0 && http500Probability == 0 && http503Probability == 0 && http429Probability == 0
+                && serviceUnavailableProbability == 0 && malformedProbability == 0 && truncatedProbability == 0
+                && slowProbability == 0
+        }
+    }
+}

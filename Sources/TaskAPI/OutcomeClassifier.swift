@@ -1,0 +1,98 @@
+import Foundation
+import NIOHTTP1
+
+/// Turns one HTTP exchange into a `TaskOutcome`. Pure: no I/O, no clock
+/// (except the `now` you pass for HTTP-date `Retry-After` values), so the whole
+/// decision table is unit-tested with literal bytes.
+public enum OutcomeClassifier {
+    /// Longest `Retry-After` honoured; longer hints are clamped.
+    public static let maxRetryAfter: Duration = .seconds(3600)
+
+    /// Classifies a completed HTTP response.
+    public static func classify(
+        status: Int,
+        headers: HTTPHeaders,
+        body: [UInt8],
+        profile: ProviderProfile,
+        now: Date = Date()
+    ) -> TaskOutcome {
+        let retryAfter = headers.first(name: "Retry-After").flatMap { parseRetryAfter($0, now: now) }
+        guard (200..<300).contains(status) else {
+            // Some providers answer errors with a 4xx and a proper JSON error body.
+            if (400..<500).contains(status), status != 429, status != 408,
+               let response = try? TaskResultResponse.decode(body), response.isError {
+                return classify(response, profile: profile, retryAfter: retryAfter)
+            }
+            return .failed(.transient(.httpStatus(status), retryAfter: retryAfter),
+                           code: TaskOutcome.LocalCode.http(status), description: nil)
+        }
+        let response: TaskResultResponse
+        do {
+            response = try TaskResultResponse.decode(body)
+        } catch {
+            return .failed(.transient(.badBody, retryAfter: retryAfter),
+                           code: TaskOutcome.LocalCode.badBody, description: String(describing: error))
+        }
+        return classify(response, profile: profile, retryAfter: retryAfter)
+    }
+
+    /// Classifies an already decoded body.
+    public static func classify(
+        _ response: TaskResultResponse,
+        profile: ProviderProfile,
+        retryAfter: Duration? = nil
+    ) -> TaskOutcome {
+        if response.isError {
+            let code = response.errorCode ?? TaskOutcome.LocalCode.errorId(response.errorId)
+            let failureClass: FailureClass
+            switch profile.classify(errorCode: code) {
+            case .providerBusy: failureClass = .transient(.providerBusy, retryAfter: retryAfter)
+            case .taskRateLimited: failureClass = .transient(.taskRateLimited, retryAfter: retryAfter ?? profile.minPollInterval)
+            case .task: failureClass = .task
+            case .account: failureClass = .account
+            case .ban: failureClass = .ban
+            }
+            return .failed(failureClass, code: code, description: response.errorDescription)
+        }
+        switch response.status {
+        case .processing:
+            return .processing
+        case .ready:
+            guard let solution = response.solution else {
+                return .failed(.transient(.badBody, retryAfter: retryAfter), code: TaskOutcome.LocalCode.badBody,
+                               description: "status ready without a solution")
+            }
+            return .ready(solution: solution)
+        case .other(let text):
+            return .failed(.transient(.badBody, retryAfter: retryAfter), code: TaskOutcome.LocalCode.badBody,
+                           description: "unknown status '\(text.prefix(64))'")
+        case nil:
+            return .failed(.transient(.badBody, retryAfter: retryAfter), code: TaskOutcome.LocalCode.badBody,
+                           description: "no status and no error")
+        }
+    }
+
+    /// Parses `Retry-After`: delta-seconds (integer or decimal) or an HTTP-date.
+    /// Negative or past values become zero; values are clamped to `maxRetryAfter`.
+    public static func parseRetryAfter(_ value: String, now: Date) -> Duration? {
+        let text = value.trimmingCharacters(in: .whitespaces)
+        if let seconds = Double(text), seconds.isFinite {
+            return clamp(seconds)
+        }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        for format in ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"] {
+            formatter.dateFormat = format
+            if let date = formatter.date(from: text) {
+                return clamp(date.timeIntervalSince(now))
+            }
+        }
+        return nil
+    }
+
+    private static func clamp(_ seconds: Double) -> Duration {
+        let bounded = min(max(seconds, 0), Double(maxRetryAfter.components.seconds))
+        return .milliseconds(Int64((bounded * 1000).rounded()))
+    }
+}

@@ -1,0 +1,64 @@
+/// What ezpoll needs to know about one provider. Profiles are plain data:
+/// copy one and change fields (e.g. `baseURL` to point at the simulator).
+public struct ProviderProfile: Sendable, Hashable {
+    /// Canonical name, e.g. `ez-captcha`.
+    public var name: String
+    /// Scheme, host and optional port/path prefix; `/getTaskResult` is appended.
+    public var baseURL: String
+    /// Never poll one task more often than this.
+    public var minPollInterval: Duration
+    /// The interval the provider asks for between polls of one task.
+    public var defaultPollInterval: Duration
+    /// Maximum getTaskResult calls for one task.
+    public var maxPolls: Int
+    /// Suggested wait between task creation and the first poll.
+    public var initialDelay: Duration
+    /// How long after creation a result can still be fetched.
+    public var resultWindow: Duration
+    /// How long to stop all calls after `ERROR_IP_BANNED`.
+    public var ipBanPause: Duration
+    /// Provider-specific codes; they override `ErrorCodeClass.common`.
+    public var extraErrorCodes: [String: ErrorCodeClass]
+
+    public init(
+        name: String,
+        baseURL: String,
+        minPollInterval: Duration = .seconds(1),
+        defaultPollInterval: Duration = .seconds(3),
+        maxPolls: Int = 120,
+        initialDelay: Duration = .seconds(5),
+        resultWindow: Duration = .seconds(300),
+        ipBanPause: Duration = .seconds(600),
+        extraErrorCodes: [String: ErrorCodeClass] = [:]
+    ) {
+        self.name = name
+        self.baseURL = baseURL
+        self.minPollInterval = minPollInterval
+        self.defaultPollInterval = defaultPollInterval
+        self.maxPolls = maxPolls
+        self.initialDelay = initialDelay
+        self.resultWindow = resultWindow
+        self.ipBanPause = ipBanPause
+        self.extraErrorCodes = extraErrorCodes
+    }
+
+    /// The class of a provider `errorCode`: the profile's extra codes first,
+    /// then the common table; unknown codes are terminal for the task.
+    public func classify(errorCode: String) -> ErrorCodeClass {
+        extraErrorCodes[errorCode] ?? ErrorCodeClass.common[errorCode] ?? .task
+    }
+
+    /// A copy with another base URL (e.g. a simulator on loopback).
+    public func with(baseURL: String) -> ProviderProfile {
+        var copy = self
+        copy.baseURL = baseURL
+        return copy
+    }
+
+    /// The getTaskResult endpoint URL.
+    public var getTaskResultURL: String {
+        var base = baseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        return base + "/getTaskResult"
+    }
+}

@@ -1,0 +1,28 @@
+/// A JSON value kept as its original bytes: a byte-exact slice of the
+/// provider's response. Never re-encoded, so numbers, key order, escapes and
+/// unicode survive unchanged.
+public struct RawJSON: Sendable, Hashable, CustomStringConvertible {
+    /// The UTF-8 bytes of the value, exactly as received.
+    public let bytes: [UInt8]
+
+    /// Wraps bytes already known to be one JSON value (no validation).
+    init(trustedBytes bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    /// Wraps `bytes` after checking they are exactly one JSON value.
+    public init(validating bytes: [UInt8]) throws {
+        _ = try JSONScanner.validate(bytes)
+        self.bytes = bytes
+    }
+
+    /// Wraps the UTF-8 of `text` after checking it is exactly one JSON value.
+    public init(validating text: String) throws {
+        try self.init(validating: Array(text.utf8))
+    }
+
+    /// The value as text (the bytes decoded as UTF-8).
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    public var description: String { text }
+}

@@ -1,0 +1,37 @@
+extension TaskResultClient {
+    /// Transport settings. Defaults suit the real providers over HTTPS.
+    public struct Configuration: Sendable, Hashable {
+        /// TCP (+TLS) connect timeout.
+        public var connectTimeout: Duration
+        /// Longest silence while waiting for response bytes.
+        public var readTimeout: Duration
+        /// Deadline for one whole call (connect, send, receive).
+        public var requestTimeout: Duration
+        /// Soft limit of keep-alive HTTP/1.1 connections per host.
+        public var maxConnectionsPerHost: Int
+        /// Idle keep-alive connections are closed after this.
+        public var idleTimeout: Duration
+        /// Response bodies larger than this are treated as bad bodies.
+        public var maxBodyBytes: Int
+        /// Sent as `User-Agent`.
+        public var userAgent: String
+
+        public init(
+            connectTimeout: Duration = .seconds(5),
+            readTimeout: Duration = .seconds(10),
+            requestTimeout: Duration = .seconds(15),
+            maxConnectionsPerHost: Int = 32,
+            idleTimeout: Duration = .seconds(60),
+            maxBodyBytes: Int = 1 << 20,
+            userAgent: String = EzpollVersion.userAgent
+        ) {
+            self.connectTimeout = connectTimeout
+            self.readTimeout = readTimeout
+            self.requestTimeout = requestTimeout
+            self.maxConnectionsPerHost = maxConnectionsPerHost
+            self.idleTimeout = idleTimeout
+            self.maxBodyBytes = maxBodyBytes
+            self.userAgent = userAgent
+        }
+    }
+}

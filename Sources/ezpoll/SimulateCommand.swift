@@ -1,0 +1,176 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Simulator
+
+/// `ezpoll simulate`: runs the fake provider API standalone until SIGINT/SIGTERM.
+struct SimulateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Run the captcha provider simulator (createTask, getTaskResult, stats) on a loopback HTTP port.",
+        discussion: """
+        Prints "listening on http://HOST:PORT" once bound, then serves until SIGINT or SIGTERM.
+        Times (solve times, window, ban rule, per-task interval) are API seconds, divided by --time-scale.
+        Runtime changes: POST /config with a JSON patch, e.g. {"faults":{"http500Probability":0.1}}.
+        """
+    )
+
+    @Option(help: "Address to bind (keep it loopback).")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to bind; 0 picks a free one.")
+    var port = 0
+
+    @Option(name: .customLong("time-scale"), help: "API seconds per real second (60 = a minute per second).")
+    var timeScale: Double = 1
+
+    @Option(help: "Seed for task ids, solve times and faults.")
+    var seed: UInt64 = 1
+
+    @Option(name: .customLong("median"), help: "Median solve time (API s) of the lognormal distribution.")
+    var median: Double = 15
+
+    @Option(name: .customLong("sigma"), help: "Sigma of ln(solve time).")
+    var sigma: Double = 0.7
+
+    @Option(name: .customLong("min-solve"), help: "Shortest solve time (API s).")
+    var minSolve: Double = 2
+
+    @Option(name: .customLong("max-solve"), help: "Longest solve time (API s).")
+    var maxSolve: Double = 120
+
+    @Option(name: .customLong("unsolvable"), help: "Fraction of tasks that end ERROR_CAPTCHA_UNSOLVABLE.")
+    var unsolvableFraction: Double = 0
+
+    @Option(name: .customLong("task-ids"), help: "uuid (ez-captcha) or integer (anti-captcha style).")
+    var taskIds: String = "uuid"
+
+    @Option(name: .customLong("valid-key"), help: "An accepted clientKey (repeatable). None given: any key is accepted.")
+    var validKeys: [String] = []
+
+    @Option(name: .customLong("zero-balance-key"), help: "A key answered with ERROR_ZERO_BALANCE (repeatable).")
+    var zeroBalanceKeys: [String] = []
+
+    @Option(help: "IP-ban rule MAX_ERRORS/WINDOW_S/BAN_S, e.g. 100/60/600. Off by default.")
+    var ban: String?
+
+    @Option(name: .customLong("min-poll-interval"), help: "Per-task minimum poll interval (API s): ERROR_TOO_MUCH_REQUESTS.")
+    var minPollInterval: Double?
+
+    @Option(name: .customLong("max-polls"), help: "Per-task poll cap; later polls get ERROR_TASKID_INVALID.")
+    var maxPolls: Int?
+
+    @Option(name: .customLong("p500"), help: "Probability of HTTP 500.")
+    var p500: Double = 0
+    @Option(name: .customLong("p503"), help: "Probability of HTTP 503.")
+    var p503: Double = 0
+    @Option(name: .customLong("p429"), help: "Probability of HTTP 429 with Retry-After.")
+    var p429: Double = 0
+    @Option(name: .customLong("retry-after"), help: "Retry-After seconds sent with 429.")
+    var retryAfter: Int = 1
+    @Option(name: .customLong("p-drop"), help: "Probability of closing the connection without answering.")
+    var pDrop: Double = 0
+    @Option(name: .customLong("p-slow"), help: "Probability of a slow answer.")
+    var pSlow: Double = 0
+    @Option(name: .customLong("slow-delay"), help: "Delay of a slow answer, real seconds.")
+    var slowDelay: Double = 2
+    @Option(name: .customLong("p-malformed"), help: "Probability of a non-JSON 200 body.")
+    var pMalformed: Double = 0
+    @Option(name: .customLong("p-truncated"), help: "Probability of a truncated JSON body.")
+    var pTruncated: Double = 0
+    @Option(name: .customLong("p-unavailable"), help: "Probability of ERROR_SERVICE_UNAVALIABLE.")
+    var pUnavailable: Double = 0
+
+    @Option(name: .customLong("config"), help: "JSON file with a configuration patch, applied after the flags.")
+    var configFile: String?
+
+    func makeConfig() throws -> SimulatorConfig {
+        var config = SimulatorConfig()
+        guard timeScale > 0 else { throw ValidationError("--time-scale must be positive") }
+        config.timeScale = timeScale
+        config.seed = seed
+        config.solveTime = .init(kind: .lognormal, median: median, sigma: sigma, min: minSolve, max: maxSolve)
+        config.unsolvableFraction = unsolvableFraction
+        guard let style = SimulatorConfig.TaskIdStyle(rawValue: taskIds) else {
+            throw ValidationError("--task-ids must be uuid or integer")
+        }
+        config.taskIdStyle = style
+        config.validKeys = validKeys.isEmpty ? nil : validKeys
+        config.zeroBalanceKeys = zeroBalanceKeys
+        if let ban {
+            let parts = ban.split(separator: "/").map { Double($0) }
+            guard parts.count == 3, let maxErrors = parts[0], let window = parts[1], let duration = parts[2] else {
+                throw ValidationError("--ban must be MAX_ERRORS/WINDOW_S/BAN_S, e.g. 100/60/600")
+            }
+            config.ban = .init(maxErrors: Int(maxErrors), window: window, duration: duration)
+        }
+        config.minPollInterval = minPollInterval
+        config.maxPollsPerTask = maxPolls
+        config.faults.http500Probability = p500
+        config.faults.http503Probability = p503
+        config.faults.http429Probability = p429
+        config.faults.retryAfterSeconds = retryAfter
+        config.faults.dropProbability = pDrop
+        config.faults.slowProbability = pSlow
+        config.faults.slowDelayReal = slowDelay
+        config.faults.malformedProbability = pMalformed
+        config.faults.truncatedProbability = pTruncated
+        config.faults.serviceUnavailableProbability = pUnavailable
+        if let configFile {
+            let data = try Data(contentsOf: URL(fileURLWithPath: configFile))
+            config = try config.merged(withJSON: Array(data))
+        }
+        do {
+            try config.validate()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        return config
+    }
+
+    func run() async throws {
+        let config = try makeConfig()
+        let server = try await SimulatorServer.start(config: config, host: host, port: port)
+        print("ezpoll simulator listening on \(server.baseURL) (time scale \(config.timeScale), seed \(config.seed))")
+        fflush(stdout)
+        let signal = await SimulateCommand.waitForTermination()
+        print("received \(signal), stopping")
+        await server.stop()
+        let stats = server.stats()
+        print("tasks created \(stats.tasksCreated), getTaskResult calls \(stats.getTaskResultCalls)")
+    }
+
+    /// Suspends until SIGINT or SIGTERM; returns the signal's name.
+    static func waitForTermination() async -> String {
+        let waiter = SignalWaiter()
+        return await withCheckedContinuation { continuation in
+            waiter.start(continuation)
+        }
+    }
+}
+
+/// Turns the first SIGINT/SIGTERM into a resumed continuation. All state is
+/// touched only on its serial queue.
+private final class SignalWaiter: @unchecked Sendable {
+    private let queue = DispatchQueue(label: "ezpoll.simulate.signals")
+    private var sources: [DispatchSourceSignal] = []
+    private var continuation: CheckedContinuation<String, Never>?
+
+    func start(_ continuation: CheckedContinuation<String, Never>) {
+        queue.sync {
+            self.continuation = continuation
+            for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+                source.setEventHandler { [self] in
+                    guard let pending = self.continuation else { return }
+                    self.continuation = nil
+                    self.sources.forEach { $0.cancel() }
+                    pending.resume(returning: name)
+                }
+                source.resume()
+                sources.append(source)
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import Testing
+@testable import TaskAPI
+
+@Suite("JSON scanner")
+struct JSONScannerTests {
+    private func members(_ text: String) throws -> [JSONMember] {
+        try JSONScanner.members(ofObject: Array(text.utf8))
+    }
+
+    private func slice(_ text: String, _ member: JSONMember) -> String {
+        String(decoding: Array(text.utf8)[member.range], as: UTF8.self)
+    }
+
+    @Test func findsMembersAndByteExactValueRanges() throws {
+        let text = #"  { "a" : 1 , "solution":{"x":[1,2,{"y":"}]\""}],"n":-0.5e+10} ,"z":null }  "#
+        let found = try members(text)
+        #expect(found.map(\.key) == ["a", "solution", "z"])
+        #expect(found.map(\.kind) == [.number, .object, .null])
+        #expect(slice(text, found[1]) == #"{"x":[1,2,{"y":"}]\""}],"n":-0.5e+10}"#)
+    }
+
+    @Test func keysWithEscapesAreDecoded() throws {
+        let found = try members(#"{"err\u006frId":0,"a\"b":1,"\ud83d\ude00":2}"#)
+        #expect(found.map(\.key) == ["errorId", "a\"b", "😀"])
+    }
+
+    @Test func decodesEveryEscape() throws {
+        let text = #""q\" b\\ s\/ \b\f\n\r\t é\u00e9 \ud83d\ude00 lone\ud800x""#
+        let bytes = Array(text.utf8)
+        let decoded = try JSONScanner.decodeString(bytes, 0..<bytes.count)
+        #expect(decoded == "q\" b\\ s/ \u{8}\u{c}\n\r\t éé 😀 lone\u{FFFD}x")
+    }
+
+    @Test(arguments: [
+        "",                                  // empty
+        "[]",                                // not an object
+        "{",                                 // truncated
+        #"{"a":"#,                           // truncated after colon
+        #"{"a":"abc"#,                       // unterminated string
+        #"{"a":"\"}"#,                       // escaped quote leaves string open
+        #"{"a":1,}"#,                        // trailing comma
+        #"{"a" 1}"#,                         // missing colon
+        #"{a:1}"#,                           // unquoted key
+        #"{"a":01}"#,                        // leading zero
+        #"{"a":1.}"#,                        // bare dot
+        #"{"a":-}"#,                         // bare minus
+        #"{"a":1e}"#,                        // empty exponent
+        #"{"a":tru}"#,                       // bad literal
+        #"{"a":"\x"}"#,                      // bad escape
+        #"{"a":"\u12G4"}"#,                  // bad unicode escape
+        "{\"a\":\"tab\there\"}",             // raw control character
+        #"{"a":[1,2}"#,                      // mismatched bracket
+        #"{"a":{"b":1]}"#,                   // mismatched brace
+        #"{"a":1} x"#,                       // trailing garbage
+        #"{"a":1}{"b":2}"#,                  // two documents
+        "<html>502</html>",                  // HTML
+    ])
+    func rejectsInvalid(_ text: String) {
+        #expect(throws: TaskAPIError.self) { try members(text) }
+    }
+
+    @Test func rejectsExcessiveNesting() {
+        let deep = "{\"a\":" + String(repeating: "[", count: 500) + String(repeating: "]", count: 500) + "}"
+        #expect(throws: TaskAPIError.self) { try members(deep) }
+        let fine = "{\"a\":" + String(repeating: "[", count: 100) + String(repeating: "]", count: 100) + "}"
+        #expect(throws: Never.self) { try members(fine) }
+    }
+
+    @Test func validatesStandaloneValues() throws {
+        #expect(try JSONScanner.validate(Array(" 12.5e-3 ".utf8)) == .number)
+        #expect(try JSONScanner.validate(Array(#"["a",{"b":null}]"#.utf8)) == .array)
+        #expect(throws: TaskAPIError.self) { try JSONScanner.validate(Array("1 2".utf8)) }
+    }
+
+    @Test func writerRoundTripsThroughScanner() throws {
+        let nasty = "quote\" back\\ nl\n tab\t ctl\u{1} é 😀 </script>"
+        var out: [UInt8] = []
+        JSONWriter.appendString(nasty, to: &out)
+        #expect(try JSONScanner.decodeString(out, 0..<out.count) == nasty)
+    }
+}
