@@ -137,7 +137,9 @@ public struct PollingPolicy: Hashable, Sendable {
         let capped = overflow ? backoffMax.milliseconds : min(raw, backoffMax.milliseconds)
         let randomPart = Int64(Double(capped) * jitter)
         let fixedPart = capped - randomPart
-        let drawn = randomPart > 0 ? Int64.random(in: 0...randomPart, using: &random) : 0
+        // One draw mapped to 0...randomPart: no rejection loop, so any generator terminates.
+        let unit = Double(random.next() >> 11) * 0x1p-53
+        let drawn = min(Int64(Double(randomPart + 1) * unit), randomPart)
         return .milliseconds(max(fixedPart + drawn, minInterval.milliseconds))
     }
 }
