@@ -6,11 +6,11 @@
 /// `complete`; both run under its lock and return what to do, and the driver
 /// does it after releasing the lock.
 public struct CallGate: Sendable {
-    public private(set) var breaker = AccountBreaker()
-    public private(set) var ban: BanPause
-    public private(set) var concurrency: ConcurrencyLimit
-    public private(set) var bucket: TokenBucket
-    public private(set) var budget: ErrorBudget
+    public internal(set) var breaker = AccountBreaker()
+    public internal(set) var ban: BanPause
+    public internal(set) var concurrency: ConcurrencyLimit
+    public internal(set) var bucket: TokenBucket
+    public internal(set) var budget: ErrorBudget
     public let baseRate: Double
 
     public init(
