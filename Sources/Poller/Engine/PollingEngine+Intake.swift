@@ -40,9 +40,12 @@ extension PollingEngine {
         case .success(let decoded):
             event = decoded
         }
-        let context = TaskContext(
+        var context = TaskContext(
             event: event, source: record.source, recordTimestamp: record.source.timestamp ?? now,
             defaultProvider: configuration.defaultProvider)
+        context.taskType = interner.intern(context.taskType)
+        context.provider = interner.intern(context.provider)
+        context.source.topic = interner.intern(context.source.topic)
         let key = event.clientKey ?? configuration.defaultClientKey
         let handle = tasks.insert(TaskState(context: context, key: key ?? ClientKey(""), token: token, lastPollAt: now))
         var actions: [Action] = []

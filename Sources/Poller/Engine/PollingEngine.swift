@@ -87,6 +87,7 @@ public struct PollingEngine: Sendable {
     var inFlight: InFlightGate
     var random: SplitMix64
     var slowdown = 1.0
+    var interner = StringInterner()
 
     public init(configuration: Configuration, random: SplitMix64 = SplitMix64()) {
         self.configuration = configuration
