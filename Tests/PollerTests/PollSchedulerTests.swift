@@ -48,6 +48,19 @@ import Testing
         #expect(scheduler.popDue(now: t(3)) == [reused])
     }
 
+    @Test func popFirstDueSkipsStaleEntries() {
+        var scheduler = PollScheduler()
+        let a = TaskHandle(index: 0, generation: 0)
+        let b = TaskHandle(index: 1, generation: 0)
+        scheduler.schedule(a, at: t(1))
+        scheduler.schedule(b, at: t(2))
+        scheduler.schedule(a, at: t(3))
+        #expect(scheduler.popFirstDue(now: t(2.5)) == b)
+        #expect(scheduler.popFirstDue(now: t(2.5)) == nil)
+        #expect(scheduler.popFirstDue(now: t(3)) == a)
+        #expect(scheduler.scheduledCount == 0)
+    }
+
     @Test func limitBoundsOneBatch() {
         var scheduler = PollScheduler()
         for i in 0..<10 { scheduler.schedule(TaskHandle(index: UInt32(i), generation: 0), at: t(1)) }

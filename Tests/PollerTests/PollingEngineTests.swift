@@ -162,6 +162,14 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
         #expect(polls >= 90 && polls <= 100)
     }
 
+    @Test func aCreationTimeInTheFutureDoesNotStretchTheWindow() {
+        var h = EngineHarness(configuration: config())
+        h.receive(#"{"taskId":"future","createdAt":"2099-01-01T00:00:00Z"}"#)
+        h.runToCompletion()
+        #expect(h.failures["future"]?.reason == .expired)
+        #expect(h.callTimes.allSatisfy { $0 <= t(295) })
+    }
+
     @Test func accountErrorFailsOnlyThatKeysTasks() {
         var h = EngineHarness(configuration: config())
         let keyError = PollOutcome.accountError(ProviderError(errorId: 1, errorCode: "ERROR_KEY_DOES_NOT_EXIST"))

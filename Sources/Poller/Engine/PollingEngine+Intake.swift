@@ -43,6 +43,8 @@ extension PollingEngine {
         var context = TaskContext(
             event: event, source: record.source, recordTimestamp: record.source.timestamp ?? now,
             defaultProvider: configuration.defaultProvider)
+        // A creation time in the future (producer clock ahead) would stretch the window: clamp it.
+        context.createdAt = min(context.createdAt, now)
         context.taskType = interner.intern(context.taskType)
         context.provider = interner.intern(context.provider)
         context.source.topic = interner.intern(context.source.topic)

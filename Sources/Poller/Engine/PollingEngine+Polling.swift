@@ -12,7 +12,7 @@ extension PollingEngine {
                 return actions
             case .bannedUntil(let until):
                 // Defer each due task past the ban, or to just after its deadline to fail it then.
-                guard let handle = scheduler.popDue(now: now, limit: 1).first, var task = tasks[handle] else { continue }
+                guard let handle = scheduler.popFirstDue(now: now), var task = tasks[handle] else { continue }
                 let deadline = configuration.policy.deadline(createdAt: task.context.createdAt)
                 if now > deadline {
                     actions.append(fail(handle, reason: .bannedUntilExpiry, now: now))
@@ -22,7 +22,7 @@ extension PollingEngine {
                 tasks[handle] = task
                 scheduler.schedule(handle, at: until <= deadline ? until : deadline + .milliseconds(1))
             case .ready:
-                guard let handle = scheduler.popDue(now: now, limit: 1).first, var task = tasks[handle] else { continue }
+                guard let handle = scheduler.popFirstDue(now: now), var task = tasks[handle] else { continue }
                 let deadline = configuration.policy.deadline(createdAt: task.context.createdAt)
                 if now > deadline {
                     actions.append(fail(handle, reason: task.deferredByBan ? .bannedUntilExpiry : .expired, now: now))

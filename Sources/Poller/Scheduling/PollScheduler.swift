@@ -75,16 +75,21 @@ public struct PollScheduler: Sendable {
     /// A returned task is no longer scheduled.
     public mutating func popDue(now: Timestamp, limit: Int = .max) -> [TaskHandle] {
         var result: [TaskHandle] = []
-        while result.count < limit, let top = heap.min, top.due <= now.millisecondsSinceEpoch {
+        while result.count < limit, let handle = popFirstDue(now: now) { result.append(handle) }
+        return result
+    }
+
+    /// The earliest task due at or before `now`, removed from the schedule; no array allocated.
+    public mutating func popFirstDue(now: Timestamp) -> TaskHandle? {
+        while let top = heap.min, top.due <= now.millisecondsSinceEpoch {
             heap.removeMin()
             let i = Int(top.index)
             guard slots[i].stamp == top.stamp, slots[i].due != Slot.unscheduled else { continue }
             slots[i].due = Slot.unscheduled
-            slots[i].stamp &+= 1
             scheduledCount -= 1
-            result.append(TaskHandle(index: top.index, generation: slots[i].generation))
+            return TaskHandle(index: top.index, generation: slots[i].generation)
         }
-        return result
+        return nil
     }
 
     /// When the earliest scheduled task is due; nil if none. The driver sleeps until then
