@@ -13,9 +13,7 @@ extension PollingEngine {
         var actions: [Action] = []
         let gone = Set(partitions)
         for partition in partitions {
-            if case .store(let p, let offset) = offsets.revoke(partition) {
-                actions.append(.storeOffset(p, offset: offset))
-            }
+            if let action = Self.store(offsets.revoke(partition)) { actions.append(action) }
         }
         var dropped = 0
         for handle in tasks.handles where gone.contains(tasks[handle]!.token.partition) {
@@ -23,7 +21,7 @@ extension PollingEngine {
             tasks.remove(handle)
             dropped += 1
         }
-        if dropped > 0, let action = inFlight.removed(dropped) { actions.append(action == .resume ? .resumeFetching : .pauseFetching) }
+        if dropped > 0, let action = inFlight.removed(dropped) { actions.append(Self.fetch(action)) }
         return actions
     }
 
@@ -51,7 +49,7 @@ extension PollingEngine {
         let key = event.clientKey ?? configuration.defaultClientKey
         let handle = tasks.insert(TaskState(context: context, key: key ?? ClientKey(""), token: token, lastPollAt: now))
         var actions: [Action] = []
-        if let action = inFlight.added() { actions.append(action == .pause ? .pauseFetching : .resumeFetching) }
+        if let action = inFlight.added() { actions.append(Self.fetch(action)) }
 
         guard key != nil else {
             actions.append(fail(handle, reason: .missingClientKey, now: now))
@@ -76,28 +74,20 @@ extension PollingEngine {
     public mutating func published(_ handle: TaskHandle) -> [Action] {
         guard let task = tasks.remove(handle) else { return [] } // revoked meanwhile
         var actions: [Action] = []
-        if case .store(let partition, let offset) = offsets.finish(task.token) {
-            actions.append(.storeOffset(partition, offset: offset))
-        }
-        if let action = inFlight.removed() { actions.append(action == .resume ? .resumeFetching : .pauseFetching) }
+        if let action = Self.store(offsets.finish(task.token)) { actions.append(action) }
+        if let action = inFlight.removed() { actions.append(Self.fetch(action)) }
         return actions
     }
 
     /// A dead letter was acknowledged.
     public mutating func deadLetterPublished(_ token: OffsetTracker.Token) -> [Action] {
-        if case .store(let partition, let offset) = offsets.finish(token) {
-            return [.storeOffset(partition, offset: offset)]
-        }
-        return []
+        Self.store(offsets.finish(token)).map { [$0] } ?? []
     }
 
     /// Watermarks of every owned partition not stored yet (graceful shutdown,
     /// after the outstanding publishes were acknowledged or given up).
     public mutating func finalOffsets() -> [Action] {
-        offsets.storeAll().compactMap {
-            if case .store(let partition, let offset) = $0 { return .storeOffset(partition, offset: offset) }
-            return nil
-        }
+        offsets.storeAll().compactMap(Self.store)
     }
 
     /// Ends a task: no more calls, its failure to publish.
@@ -111,5 +101,14 @@ extension PollingEngine {
                 errorDescription: error?.errorDescription, polls: Int(task.polls), resolvedAt: now)
         }
         return .publishFailure(handle, message!)
+    }
+
+    static func store(_ action: OffsetTracker.Action) -> Action? {
+        guard case .store(let partition, let offset) = action else { return nil }
+        return .storeOffset(partition, offset: offset)
+    }
+
+    static func fetch(_ action: InFlightGate.Action) -> Action {
+        action == .pause ? .pauseFetching : .resumeFetching
     }
 }
