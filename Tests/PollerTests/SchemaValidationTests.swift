@@ -101,7 +101,7 @@ import Testing
         }
         // Inputs the decoder accepts validate against task-event.
         for event in [#"{"taskId":"x"}"#, #"{"taskId":18446744073709551616,"clientKey":"k","createdAt":"2026-11-29T16:34:30+01:00","metadata":{"a":1},"future":1}"#,
-                      #"{"taskId":"y","taskType":null,"metadata":null}"#] {
+                      #"{"taskId":"y","taskType":null,"metadata":null}"#, #"{"taskId":1e3}"#, #"{"taskId":-0}"#, #"{"taskId":12.50e1}"#] {
             #expect((try? TaskEventDecoder().decode(Array(event.utf8)).get()) != nil)
             samples.append(Sample(schema: .taskEvent, bytes: Array(event.utf8), valid: true))
         }

@@ -138,13 +138,20 @@ public struct TaskEventDecoder: Sendable {
                 event.taskId = text
                 return nil
             }
-            if let number = v.scanNumber(), number.plainNonNegativeInteger {
-                guard number.end - number.start <= maxFieldBytes else {
-                    return DeadLetterReason(.invalidTaskId, "taskId is longer than \(maxFieldBytes) bytes")
+            if let number = v.scanNumber() {
+                if number.plainNonNegativeInteger {
+                    guard number.end - number.start <= maxFieldBytes else {
+                        return DeadLetterReason(.invalidTaskId, "taskId is longer than \(maxFieldBytes) bytes")
+                    }
+                    // The digits exactly as sent: no Double round trip, so ids above 2^53 survive.
+                    event.taskId = String(decoding: UnsafeRawBufferPointer(rebasing: v.b[number.start..<number.end]), as: UTF8.self)
+                    return nil
                 }
-                // The digits exactly as sent: no Double round trip, so ids above 2^53 survive.
-                event.taskId = String(decoding: UnsafeRawBufferPointer(rebasing: v.b[number.start..<number.end]), as: UTF8.self)
-                return nil
+                // 1e3, 12.50e1, -0: integers to JSON Schema too; normalised from the text.
+                if let digits = Self.integerDigits(UnsafeRawBufferPointer(rebasing: v.b[number.start..<number.end]), maxLength: maxFieldBytes) {
+                    event.taskId = digits
+                    return nil
+                }
             }
             return DeadLetterReason(.invalidTaskId, "taskId must be a non-empty string or a non-negative integer, got \(Self.kind(first))")
         case .metadata:
@@ -195,5 +202,59 @@ public struct TaskEventDecoder: Sendable {
         case UInt8(ascii: "n"): return "null"
         default: return "a number"
         }
+    }
+
+    /// The decimal digits of a JSON number that is a non-negative integer in
+    /// value (`1e3` → `1000`, `12.50e1` → `125`, `-0` → `0`), worked out on the
+    /// text so no precision is lost; nil for a fraction, a negative number, or
+    /// more than `maxLength` digits.
+    static func integerDigits(_ text: UnsafeRawBufferPointer, maxLength: Int) -> String? {
+        var i = 0
+        var negative = false
+        if i < text.count, text[i] == UInt8(ascii: "-") { negative = true; i += 1 }
+        var digits: [UInt8] = []
+        var fractionDigits = 0
+        var inFraction = false
+        while i < text.count, text[i] != UInt8(ascii: "e"), text[i] != UInt8(ascii: "E") {
+            if text[i] == UInt8(ascii: ".") {
+                inFraction = true
+            } else {
+                digits.append(text[i])
+                if inFraction { fractionDigits += 1 }
+            }
+            i += 1
+        }
+        var exponent = 0
+        if i < text.count {
+            i += 1
+            var sign = 1
+            if text[i] == UInt8(ascii: "+") { i += 1 } else if text[i] == UInt8(ascii: "-") { sign = -1; i += 1 }
+            while i < text.count {
+                exponent = exponent * 10 + Int(text[i] - 0x30)
+                if exponent > 1_000_000 { return nil } // absurd: more digits than any limit
+                i += 1
+            }
+            exponent *= sign
+        }
+        exponent -= fractionDigits
+        if exponent < 0 {
+            // The dropped digits must all be zero.
+            let drop = -exponent
+            if drop > digits.count {
+                guard digits.allSatisfy({ $0 == UInt8(ascii: "0") }) else { return nil }
+                digits = []
+            } else {
+                guard digits[(digits.count - drop)...].allSatisfy({ $0 == UInt8(ascii: "0") }) else { return nil }
+                digits.removeLast(drop)
+            }
+        }
+        let firstNonZero = digits.firstIndex { $0 != UInt8(ascii: "0") }
+        guard let firstNonZero else { return "0" } // zero, also -0
+        guard !negative else { return nil }
+        let significant = digits.count - firstNonZero
+        guard exponent <= maxLength, significant + max(exponent, 0) <= maxLength else { return nil }
+        var out = Array(digits[firstNonZero...])
+        if exponent > 0 { out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: exponent)) }
+        return String(decoding: out, as: UTF8.self)
     }
 }
