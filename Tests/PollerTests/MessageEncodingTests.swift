@@ -130,6 +130,8 @@ func sampleContext(metadata: String? = #"{"run":7}"#, taskId: String = "task-1")
         #expect(redact(#"{"m":"{\"clientKey\":\"abc\"}"}"#) == #"{"m":"{\"clientKey\":\"[REDACTED]\"}"}"#)
         #expect(redact("clientKey=abc&taskId=1") == #"clientKey="[REDACTED]"&taskId=1"#)
         #expect(redact(#"{"clientKeyId":"keep","clientKey":{"v":"x"}}"#) == #"{"clientKeyId":"keep","clientKey":{"v":"x"}}"#)
+        #expect(redact(#"{"client\u004bey":"abc","\u0063lientkey":"def"}"#) == #"{"client\u004bey":"[REDACTED]","\u0063lientkey":"[REDACTED]"}"#)
+        #expect(redact(#"{"client\u004"#) == #"{"client\u004"#)
         #expect(redact("no key here") == "no key here")
         #expect(redact("clientKey") == "clientKey")
     }

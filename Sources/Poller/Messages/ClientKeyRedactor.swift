@@ -2,7 +2,8 @@
 ///
 /// Works on bytes, so it handles truncated JSON, invalid UTF-8, JSON embedded as
 /// an escaped string (`"{\"clientKey\":\"…\"}"`) and `clientKey=…` forms. The
-/// name is matched case-insensitively, also as `client_key`/`client-key`. A
+/// name is matched case-insensitively, also as `client_key`/`client-key` and
+/// with letters written as `\u00XX` escapes. A
 /// string value keeps its quotes (`"[REDACTED]"`); a bare value (number,
 /// literal, token) becomes the string `"[REDACTED]"`, so valid JSON stays valid;
 /// a value cut off by the end of the text is redacted to the end.
@@ -48,15 +49,25 @@ public enum ClientKeyRedactor {
     private static let lowerName: [UInt8] = Array("clientkey".utf8)
 
     /// End index of `clientkey` / `client_key` / `client-key` (any case) starting at `i`.
+    /// Letters may be spelled as JSON `\uXXXX` escapes, as a JSON parser would read them.
     private static func matchName(_ b: [UInt8], at i: Int) -> Int? {
-        guard b[i] | 0x20 == UInt8(ascii: "c") else { return nil }
+        guard b[i] | 0x20 == UInt8(ascii: "c") || b[i] == UInt8(ascii: "\\") else { return nil }
         var j = i
         for (k, expected) in lowerName.enumerated() {
-            if k == 6, j < b.count, b[j] == UInt8(ascii: "_") || b[j] == UInt8(ascii: "-") { j += 1 }
-            guard j < b.count, b[j] | 0x20 == expected else { return nil }
-            j += 1
+            if k == 6, case let (c, next)? = character(b, at: j), c == UInt8(ascii: "_") || c == UInt8(ascii: "-") { j = next }
+            guard case let (c, next)? = character(b, at: j), c | 0x20 == expected else { return nil }
+            j = next
         }
         return j
+    }
+
+    /// The ASCII character at `j`, read through a `\u00XX` escape, and the index after it.
+    private static func character(_ b: [UInt8], at j: Int) -> (UInt8, Int)? {
+        guard j < b.count else { return nil }
+        guard b[j] == UInt8(ascii: "\\") else { return (b[j], j + 1) }
+        guard j + 5 < b.count, b[j + 1] == UInt8(ascii: "u"), b[j + 2] == UInt8(ascii: "0"), b[j + 3] == UInt8(ascii: "0"),
+              let high = JSONScanner.hexValue(b[j + 4]), let low = JSONScanner.hexValue(b[j + 5]) else { return nil }
+        return (high << 4 | low, j + 6)
     }
 
     /// The value span after a name: closing quote(s) of the name, `:` or `=`, then the value.
