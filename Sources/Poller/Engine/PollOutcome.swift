@@ -1,0 +1,32 @@
+/// The classified answer of one getTaskResult call, as the engine needs it.
+/// The TaskAPI target's classification maps onto this at wiring time.
+public enum PollOutcome: Hashable, Sendable {
+    /// `status: processing` (or capsolver's `idle`).
+    case processing
+    /// `status: ready`; the `solution` object's raw JSON.
+    case ready(solution: RawJSON)
+    /// 429, 5xx, timeout, connection error, non-JSON body, ERROR_SERVICE_UNAVALIABLE,
+    /// ERROR_INTERNAL_SERVER_ERROR, ERROR_NO_SLOT_AVAILABLE.
+    case transient
+    /// The task cannot succeed (unsolvable, unsupported, bad parameters, unknown code).
+    case taskFailed(ProviderError)
+    /// ERROR_TASKID_INVALID.
+    case taskNotFound(ProviderError)
+    /// ERROR_KEY_DOES_NOT_EXIST, ERROR_KEY_BANNED, ERROR_ZERO_BALANCE.
+    case accountError(ProviderError)
+    /// ERROR_IP_BANNED; `retryAfter` overrides the configured ban duration.
+    case ipBanned(retryAfter: Duration?)
+}
+
+/// The provider's error fields, echoed into failure messages.
+public struct ProviderError: Hashable, Sendable {
+    public var errorId: Int?
+    public var errorCode: String
+    public var errorDescription: String?
+
+    public init(errorId: Int? = nil, errorCode: String, errorDescription: String? = nil) {
+        self.errorId = errorId
+        self.errorCode = errorCode
+        self.errorDescription = errorDescription
+    }
+}

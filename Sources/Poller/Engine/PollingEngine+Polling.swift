@@ -1,0 +1,150 @@
+extension PollingEngine {
+    /// Starts the calls that are due and allowed now; fails tasks whose deadline passed.
+    /// Pops one task at a time and stops as soon as the limits block, so a rate
+    /// limit or a full permit pool costs nothing per waiting task.
+    public mutating func tick(now: Timestamp) -> [Action] {
+        var actions: [Action] = []
+        for action in gate.tick(now: now) { actions.append(translate(action)) }
+        while let due = scheduler.nextDeadline(), due <= now {
+            let readiness = gate.readiness(now: now)
+            switch readiness {
+            case .atCapacity, .rateLimitedUntil:
+                return actions
+            case .bannedUntil(let until):
+                // Defer each due task past the ban, or to just after its deadline to fail it then.
+                guard let handle = scheduler.popFirstDue(now: now), var task = tasks[handle] else { continue }
+                let deadline = configuration.policy.deadline(createdAt: task.context.createdAt)
+                if now > deadline {
+                    actions.append(fail(handle, reason: .bannedUntilExpiry, now: now))
+                    continue
+                }
+                task.deferredByBan = true
+                tasks[handle] = task
+                scheduler.schedule(handle, at: until <= deadline ? until : deadline + .milliseconds(1))
+            case .ready:
+                guard let handle = scheduler.popFirstDue(now: now), var task = tasks[handle] else { continue }
+                let deadline = configuration.policy.deadline(createdAt: task.context.createdAt)
+                if now > deadline {
+                    actions.append(fail(handle, reason: task.deferredByBan ? .bannedUntilExpiry : .expired, now: now))
+                    continue
+                }
+                switch gate.admit(key: task.key, now: now) {
+                case .proceed:
+                    task.phase = .calling
+                    task.polls &+= 1
+                    task.lastPollAt = now
+                    task.deferredByBan = false
+                    tasks[handle] = task
+                    actions.append(.call(handle, taskId: task.context.taskId, clientKey: task.key))
+                case .keyDead(let trip):
+                    actions.append(fail(handle, reason: .accountError, error: ProviderError(errorCode: trip.errorCode, errorDescription: trip.errorDescription), now: now))
+                case .retryAt(let at):
+                    scheduler.schedule(handle, at: at) // raced with a limit; try again then
+                case .atCapacity:
+                    scheduler.schedule(handle, at: now)
+                    return actions
+                }
+            }
+        }
+        return actions
+    }
+
+    /// When `tick` should run next, if nothing else happens first; nil when
+    /// nothing is scheduled or every permit is in use (a completion will tick).
+    public mutating func nextWakeup(now: Timestamp) -> Timestamp? {
+        guard let due = scheduler.nextDeadline() else { return nil }
+        switch gate.readiness(now: now) {
+        case .atCapacity: return nil
+        case .rateLimitedUntil(let at): return max(due, at)
+        case .ready, .bannedUntil: return due
+        }
+    }
+
+    /// A `.call` finished. Always call it, also for a task dropped meanwhile: it
+    /// returns the concurrency permit.
+    public mutating func callCompleted(_ handle: TaskHandle, clientKey: ClientKey, outcome: PollOutcome, now: Timestamp) -> [Action] {
+        var actions: [Action] = []
+        for action in gate.complete(key: clientKey, result: Self.callResult(outcome), now: now) { actions.append(translate(action)) }
+        if case .accountError(let error) = outcome, actions.contains(where: { if case .keyDisabled = $0 { return true } else { return false } }) {
+            // First account error of the key: every other waiting task of it fails now (one
+            // sweep per dead key); calls in progress fail when they answer.
+            for other in tasks.handles where other != handle {
+                guard let task = tasks[other], task.key == clientKey, task.phase == .waiting else { continue }
+                actions.append(fail(other, reason: .accountError, error: error, now: now))
+            }
+        }
+        guard var task = tasks[handle], task.phase == .calling else { return actions } // revoked meanwhile
+        task.phase = .waiting
+        let policy = configuration.policy
+        switch outcome {
+        case .ready(let solution):
+            task.phase = .publishing
+            tasks[handle] = task
+            actions.append(.publishSolution(handle, SolutionMessage(context: task.context, solution: solution, polls: Int(task.polls), resolvedAt: now)))
+            return actions
+        case .taskFailed(let error):
+            actions.append(fail(handle, reason: .taskError, error: error, now: now))
+            return actions
+        case .taskNotFound(let error):
+            actions.append(fail(handle, reason: .taskNotFound, error: error, now: now))
+            return actions
+        case .accountError(let error):
+            actions.append(fail(handle, reason: .accountError, error: error, now: now))
+            return actions
+        case .ipBanned:
+            tasks[handle] = task
+            let deadline = policy.deadline(createdAt: task.context.createdAt)
+            if let until = gate.ban.pausedUntil, until <= deadline {
+                scheduler.schedule(handle, at: until)
+            } else {
+                actions.append(fail(handle, reason: .bannedUntilExpiry, now: now))
+            }
+            return actions
+        case .processing, .transient:
+            let kind: PollingPolicy.Outcome
+            if case .transient = outcome {
+                task.transientStreak &+= 1
+                kind = .transient
+            } else {
+                task.transientStreak = 0
+                kind = .processing
+            }
+            tasks[handle] = task
+            if kind == .transient, Int(task.transientStreak) > configuration.maxTransientAttempts {
+                actions.append(fail(handle, reason: .transientErrors, now: now))
+                return actions
+            }
+            let decision = policy.nextPoll(
+                after: kind, pollsSoFar: Int(task.polls), lastPollAt: task.lastPollAt, createdAt: task.context.createdAt,
+                now: now, backoffAttempt: Int(task.transientStreak), slowdown: slowdown, using: &random)
+            switch decision {
+            case .pollAt(let at): scheduler.schedule(handle, at: at)
+            case .expire: actions.append(fail(handle, reason: .expired, now: now))
+            case .exhausted: actions.append(fail(handle, reason: .pollsExhausted, now: now))
+            }
+            return actions
+        }
+    }
+
+    static func callResult(_ outcome: PollOutcome) -> CallGate.CallResult {
+        switch outcome {
+        case .processing, .ready: return .success
+        case .transient: return .transientError
+        case .taskFailed, .taskNotFound: return .taskError
+        case .accountError(let error): return .accountError(code: error.errorCode, description: error.errorDescription)
+        case .ipBanned(let retryAfter): return .ipBanned(retryAfter: retryAfter)
+        }
+    }
+
+    mutating func translate(_ action: CallGate.Action) -> Action {
+        switch action {
+        case .pauseAllUntil(let until):
+            return .banned(until: until)
+        case .failAllTasks(let key, let trip):
+            return .keyDisabled(key, errorCode: trip.errorCode)
+        case .setSlowdown(let factor):
+            slowdown = factor
+            return .slowdownChanged(factor)
+        }
+    }
+}

@@ -1,0 +1,106 @@
+/// The whole pipeline's logic with no I/O: task intake, scheduling, limits,
+/// result publication and offset storing, as one state machine.
+///
+/// The driver owns one engine behind a lock, feeds it events and performs the
+/// returned `Action`s after releasing the lock (async-http-client's pool style):
+///
+/// | event | call |
+/// |---|---|
+/// | partitions assigned / revoked (rebalance callback) | `assigned(_:)` / `revoked(_:)` |
+/// | a record was consumed | `receive(_:now:)` |
+/// | timer at `nextWakeup(now:)`, and after any other event | `tick(now:)` |
+/// | a `.call` finished | `callCompleted(_:clientKey:outcome:now:)` |
+/// | the broker acknowledged a publish | `published(_:)` / `deadLetterPublished(_:)` |
+/// | shutdown, after outstanding publishes are acknowledged | `finalOffsets()` |
+///
+/// Guarantees it keeps (DESIGN §4): an offset is stored only when every record
+/// below it has had its output acknowledged; a task past its deadline fails as
+/// `expired` with no further call; completions for revoked partitions are
+/// dropped; fetching pauses above `maxInFlight` and resumes at `resumeBelow`.
+public struct PollingEngine: Sendable {
+    public struct Configuration: Sendable {
+        public var policy = PollingPolicy()
+        /// Used when an event has no clientKey; nil: such tasks fail as `missing_client_key`.
+        public var defaultClientKey: ClientKey?
+        /// Provider name written into outputs when the event names none.
+        public var defaultProvider = "ez-captcha"
+        public var maxInFlight = 10_000
+        public var resumeBelow = 8_000
+        public var requestsPerSecond = 50.0
+        public var burst: Double? = nil
+        public var maxConcurrentCalls = 64
+        public var banDuration: Duration = .seconds(600)
+        public var errorBudget = ErrorBudget()
+        /// Consecutive transient errors of one task before it fails as `transient_errors`.
+        public var maxTransientAttempts = 10
+        public var decoder = TaskEventDecoder()
+        public var deadLetterMaxOriginalBytes = DeadLetterMessage.defaultMaxOriginalBytes
+
+        public init() {}
+    }
+
+    public enum Action: Hashable, Sendable {
+        /// Call getTaskResult; report the answer with `callCompleted` (with this key).
+        case call(TaskHandle, taskId: String, clientKey: ClientKey)
+        /// Produce to the solutions topic (key = taskId); then `published(handle)`.
+        case publishSolution(TaskHandle, SolutionMessage)
+        /// Produce to the failures topic (key = taskId); then `published(handle)`.
+        case publishFailure(TaskHandle, FailureMessage)
+        /// Produce to the dead-letter topic (key = `message.recordKey`); then `deadLetterPublished(token)`.
+        case publishDeadLetter(OffsetTracker.Token, DeadLetterMessage)
+        /// Store this offset (next to read) for the partition.
+        case storeOffset(PartitionID, offset: Int64)
+        /// Pause fetching on all assigned partitions (keep polling the consumer).
+        case pauseFetching
+        /// Resume fetching.
+        case resumeFetching
+        /// Informational: every call is paused by ERROR_IP_BANNED until then.
+        case banned(until: Timestamp)
+        /// Informational: a key was disabled by an account error (log the fingerprint only).
+        case keyDisabled(ClientKey, errorCode: String)
+        /// Informational: the error budget changed the global slowdown factor.
+        case slowdownChanged(Double)
+    }
+
+    enum Phase: UInt8, Sendable {
+        case waiting
+        case calling
+        case publishing
+    }
+
+    struct TaskState: Sendable {
+        var context: TaskContext
+        var key: ClientKey
+        var token: OffsetTracker.Token
+        var lastPollAt: Timestamp
+        var polls: UInt16 = 0
+        var transientStreak: UInt16 = 0
+        var phase: Phase = .waiting
+        var deferredByBan = false
+    }
+
+    public let configuration: Configuration
+    var tasks = InFlightTable<TaskState>()
+    var scheduler = PollScheduler()
+    var offsets = OffsetTracker()
+    var gate: CallGate
+    var inFlight: InFlightGate
+    var random: SplitMix64
+    var slowdown = 1.0
+    var interner = StringInterner()
+
+    public init(configuration: Configuration, random: SplitMix64 = SplitMix64()) {
+        self.configuration = configuration
+        self.gate = CallGate(
+            requestsPerSecond: configuration.requestsPerSecond, burst: configuration.burst,
+            maxConcurrent: configuration.maxConcurrentCalls, banDuration: configuration.banDuration,
+            errorBudget: configuration.errorBudget)
+        self.inFlight = InFlightGate(highWater: configuration.maxInFlight, lowWater: configuration.resumeBelow)
+        self.random = random
+    }
+
+    /// Tasks held (waiting, calling or publishing).
+    public var inFlightCount: Int { tasks.count }
+    public var isFetchingPaused: Bool { inFlight.isPaused }
+    public var callsInProgress: Int { gate.concurrency.inUse }
+}

@@ -1,0 +1,105 @@
+/// Writes one JSON object straight into bytes: no Codable, no intermediate tree.
+/// Strings are escaped per RFC 8259 (quote, backslash, every control character);
+/// Swift `String`s are always valid UTF-8, and byte input is repaired with U+FFFD.
+struct JSONWriter {
+    var bytes: [UInt8] = []
+    private var needsComma = [false]
+
+    init(capacity: Int = 256) {
+        bytes.reserveCapacity(capacity)
+        bytes.append(UInt8(ascii: "{"))
+    }
+
+    mutating func key(_ name: StaticString) {
+        if needsComma[needsComma.count - 1] { bytes.append(UInt8(ascii: ",")) }
+        needsComma[needsComma.count - 1] = true
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+    }
+
+    mutating func string(_ name: StaticString, _ value: String) {
+        key(name)
+        appendString(value)
+    }
+
+    mutating func optionalString(_ name: StaticString, _ value: String?) {
+        if let value { string(name, value) }
+    }
+
+    mutating func integer<I: BinaryInteger>(_ name: StaticString, _ value: I) {
+        key(name)
+        bytes.append(contentsOf: String(value).utf8)
+    }
+
+    mutating func bool(_ name: StaticString, _ value: Bool) {
+        key(name)
+        bytes.append(contentsOf: (value ? "true" : "false").utf8)
+    }
+
+    mutating func null(_ name: StaticString) {
+        key(name)
+        bytes.append(contentsOf: "null".utf8)
+    }
+
+    mutating func timestamp(_ name: StaticString, _ value: Timestamp) {
+        key(name)
+        bytes.append(UInt8(ascii: "\""))
+        value.appendRFC3339(to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Splices already valid JSON text verbatim.
+    mutating func raw(_ name: StaticString, _ value: RawJSON) {
+        key(name)
+        bytes.append(contentsOf: value.bytes)
+    }
+
+    mutating func beginObject(_ name: StaticString) {
+        key(name)
+        bytes.append(UInt8(ascii: "{"))
+        needsComma.append(false)
+    }
+
+    mutating func endObject() {
+        needsComma.removeLast()
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    /// Closes the top-level object and returns the bytes.
+    mutating func finish() -> [UInt8] {
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
+    }
+
+    mutating func appendString(_ value: String) {
+        var value = value
+        value.withUTF8 { appendStringBytes(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Writes valid UTF-8 bytes as a JSON string.
+    mutating func appendStringBytes(_ b: UnsafeRawBufferPointer) {
+        bytes.append(UInt8(ascii: "\""))
+        var runStart = 0
+        for k in 0..<b.count {
+            let c = b[k]
+            guard c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") else { continue }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[runStart..<k]))
+            runStart = k + 1
+            switch c {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case 0x08: bytes.append(contentsOf: [0x5C, UInt8(ascii: "b")])
+            case 0x0C: bytes.append(contentsOf: [0x5C, UInt8(ascii: "f")])
+            default:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(c >> 4)], hex[Int(c & 15)]])
+            }
+        }
+        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[runStart..<b.count]))
+        bytes.append(UInt8(ascii: "\""))
+    }
+}

@@ -1,0 +1,330 @@
+import Testing
+@testable import Poller
+
+/// Drives a `PollingEngine` like the real driver would, with a fake provider and
+/// a fake clock: calls are answered and publishes acknowledged on the next step.
+struct EngineHarness {
+    var engine: PollingEngine
+    var now: Timestamp
+    let partition = PartitionID(topic: "captcha.tasks", partition: 0)
+    var nextOffset: Int64 = 0
+    /// taskId → answers to give, in order (the last one repeats).
+    var script: [String: [PollOutcome]] = [:]
+    var callsPerTask: [String: Int] = [:]
+    var callTimes: [Timestamp] = []
+    var solutions: [String: SolutionMessage] = [:]
+    var failures: [String: FailureMessage] = [:]
+    var deadLetters: [DeadLetterMessage] = []
+    var stored: Int64 = -1
+    var pausedFetching = false
+    var pendingCalls: [(TaskHandle, String, ClientKey)] = []
+    var pendingPublishes: [TaskHandle] = []
+    var pendingDeadLetters: [OffsetTracker.Token] = []
+    var log: [PollingEngine.Action] = []
+
+    init(configuration: PollingEngine.Configuration, start: Timestamp = t(0)) {
+        engine = PollingEngine(configuration: configuration, random: SplitMix64(seed: 9))
+        now = start
+        apply(engine.assigned([partition]))
+    }
+
+    mutating func apply(_ actions: [PollingEngine.Action]) {
+        for action in actions {
+            log.append(action)
+            switch action {
+            case .call(let handle, let taskId, let key):
+                pendingCalls.append((handle, taskId, key))
+                callTimes.append(now)
+            case .publishSolution(let handle, let message):
+                #expect(solutions[message.context.taskId] == nil && failures[message.context.taskId] == nil, "two outputs for \(message.context.taskId)")
+                solutions[message.context.taskId] = message
+                pendingPublishes.append(handle)
+            case .publishFailure(let handle, let message):
+                #expect(solutions[message.context.taskId] == nil && failures[message.context.taskId] == nil, "two outputs for \(message.context.taskId)")
+                failures[message.context.taskId] = message
+                pendingPublishes.append(handle)
+            case .publishDeadLetter(let token, let message):
+                deadLetters.append(message)
+                pendingDeadLetters.append(token)
+            case .storeOffset(let p, let offset):
+                #expect(p == partition)
+                #expect(offset > stored)
+                stored = offset
+            case .pauseFetching: pausedFetching = true
+            case .resumeFetching: pausedFetching = false
+            case .banned, .keyDisabled, .slowdownChanged: break
+            }
+        }
+    }
+
+    mutating func receive(_ value: String?, createdAt: Timestamp? = nil) {
+        let source = MessageSource(topic: partition.topic, partition: partition.partition, offset: nextOffset, timestamp: createdAt ?? now)
+        nextOffset += 1
+        apply(engine.receive(InputRecord(source: source, key: Array("k".utf8), value: value.map { Array($0.utf8) }), now: now))
+    }
+
+    /// Answers pending calls and acknowledges pending publishes, then ticks.
+    mutating func step() {
+        let calls = pendingCalls
+        pendingCalls = []
+        for (handle, taskId, key) in calls {
+            let n = callsPerTask[taskId, default: 0]
+            callsPerTask[taskId] = n + 1
+            let answers = script[taskId] ?? [.processing]
+            apply(engine.callCompleted(handle, clientKey: key, outcome: answers[min(n, answers.count - 1)], now: now))
+        }
+        let publishes = pendingPublishes
+        pendingPublishes = []
+        for handle in publishes { apply(engine.published(handle)) }
+        let letters = pendingDeadLetters
+        pendingDeadLetters = []
+        for token in letters { apply(engine.deadLetterPublished(token)) }
+        apply(engine.tick(now: now))
+    }
+
+    /// Runs until nothing is left, jumping the clock to each wakeup (at most `maxStep` ahead).
+    mutating func runToCompletion(maxStep: Duration = .seconds(1), limit: Int = 1_000_000) {
+        var steps = 0
+        while steps < limit {
+            steps += 1
+            step()
+            if engine.inFlightCount == 0 && pendingCalls.isEmpty && pendingPublishes.isEmpty && pendingDeadLetters.isEmpty { return }
+            if pendingCalls.isEmpty && pendingPublishes.isEmpty {
+                let wake = engine.nextWakeup(now: now) ?? now + maxStep
+                now = max(now + .milliseconds(1), min(wake, now + maxStep))
+            } else {
+                now = now + .milliseconds(200) // the calls take a little while
+            }
+        }
+        Issue.record("did not finish in \(limit) steps")
+    }
+
+    func outputs(for taskId: String) -> Int { (solutions[taskId] != nil ? 1 : 0) + (failures[taskId] != nil ? 1 : 0) }
+}
+
+func config(_ tweak: (inout PollingEngine.Configuration) -> Void = { _ in }) -> PollingEngine.Configuration {
+    var c = PollingEngine.Configuration()
+    c.defaultClientKey = ClientKey("default-key")
+    c.requestsPerSecond = 1000
+    c.maxConcurrentCalls = 100
+    tweak(&c)
+    return c
+}
+
+let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"tok"}"#.utf8)))
+
+@Suite struct PollingEngineTests {
+    @Test func basicLifecycleAndOffsets() {
+        var h = EngineHarness(configuration: config())
+        h.script["a"] = [.processing, .processing, solved]
+        h.script["b"] = [.taskFailed(ProviderError(errorId: 1, errorCode: "ERROR_CAPTCHA_UNSOLVABLE", errorDescription: "no"))]
+        h.receive(#"{"taskId":"a","metadata":{"m":1}}"#)
+        h.receive("not json")
+        h.receive(#"{"taskId":"b"}"#)
+        h.receive(#"{"taskId":"old"}"#, createdAt: h.now - .seconds(400))
+        // Expired on arrival: failed with no call; bad record: dead letter.
+        #expect(h.failures["old"]?.reason == .expired)
+        #expect(h.failures["old"]?.polls == 0)
+        #expect(h.deadLetters.count == 1)
+        #expect(h.deadLetters.first?.reason.code == .invalidJSON)
+        h.runToCompletion()
+        #expect(h.solutions["a"]?.polls == 3)
+        #expect(h.solutions["a"]?.context.metadata?.description == #"{"m":1}"#)
+        #expect(h.failures["b"]?.reason == .taskError)
+        #expect(h.failures["b"]?.errorCode == "ERROR_CAPTCHA_UNSOLVABLE")
+        #expect(h.callsPerTask["old"] == nil)
+        #expect(h.stored == 4)
+        // Polls of one task respect the interval; the first waits the initial delay.
+        #expect(h.callTimes.first.map { $0 >= t(5) } == true)
+    }
+
+    @Test func missingKeyAndExhaustion() {
+        var h = EngineHarness(configuration: config {
+            $0.defaultClientKey = nil
+            $0.policy.maxPolls = 3
+        })
+        h.receive(#"{"taskId":"nokey"}"#)
+        h.receive(#"{"taskId":"slow","clientKey":"own"}"#)
+        h.runToCompletion()
+        #expect(h.failures["nokey"]?.reason == .missingClientKey)
+        #expect(h.failures["slow"]?.reason == .pollsExhausted)
+        #expect(h.failures["slow"]?.polls == 3)
+    }
+
+    @Test func taskThatNeverSolvesExpiresAtTheDeadlineWithoutMoreCalls() {
+        var h = EngineHarness(configuration: config())
+        h.receive(#"{"taskId":"forever"}"#)
+        h.runToCompletion()
+        #expect(h.failures["forever"]?.reason == .expired)
+        #expect(h.callTimes.allSatisfy { $0 <= t(295) })
+        #expect(h.failures["forever"]!.resolvedAt > t(295))
+        let polls = h.failures["forever"]!.polls
+        #expect(polls >= 90 && polls <= 100)
+    }
+
+    @Test func aCreationTimeInTheFutureDoesNotStretchTheWindow() {
+        var h = EngineHarness(configuration: config())
+        h.receive(#"{"taskId":"future","createdAt":"2099-01-01T00:00:00Z"}"#)
+        h.runToCompletion()
+        #expect(h.failures["future"]?.reason == .expired)
+        #expect(h.callTimes.allSatisfy { $0 <= t(295) })
+    }
+
+    @Test func accountErrorFailsOnlyThatKeysTasks() {
+        var h = EngineHarness(configuration: config())
+        let keyError = PollOutcome.accountError(ProviderError(errorId: 1, errorCode: "ERROR_KEY_DOES_NOT_EXIST"))
+        h.script["bad-1"] = [keyError]
+        h.script["good-1"] = [.processing, solved]
+        for i in 1...5 { h.receive(#"{"taskId":"bad-\#(i)","clientKey":"BAD"}"#) }
+        h.receive(#"{"taskId":"good-1","clientKey":"GOOD"}"#)
+        h.runToCompletion()
+        for i in 1...5 {
+            #expect(h.failures["bad-\(i)"]?.reason == .accountError)
+            #expect(h.failures["bad-\(i)"]?.errorCode == "ERROR_KEY_DOES_NOT_EXIST")
+        }
+        // Bad-1 was answered first; the others of its key were waiting or in flight.
+        #expect((h.callsPerTask["bad-1"] ?? 0) == 1)
+        #expect(h.solutions["good-1"] != nil)
+        // A new task for the dead key fails at once, with no call.
+        h.receive(#"{"taskId":"bad-late","clientKey":"BAD"}"#)
+        #expect(h.failures["bad-late"]?.reason == .accountError)
+        #expect(h.callsPerTask["bad-late"] == nil)
+        #expect(h.log.contains { if case .keyDisabled = $0 { return true } else { return false } })
+    }
+
+    @Test func ipBanStopsEveryCallUntilItEnds() {
+        var h = EngineHarness(configuration: config { $0.banDuration = .seconds(120) })
+        h.script["trigger"] = [.ipBanned(retryAfter: nil), solved]
+        h.script["young"] = [.processing, solved]
+        h.receive(#"{"taskId":"trigger"}"#)
+        h.receive(#"{"taskId":"young"}"#)
+        h.receive(#"{"taskId":"old"}"#, createdAt: h.now - .seconds(250)) // deadline within the ban
+        h.runToCompletion()
+        let banStart = t(5.2) // the first call is answered 200 ms after the first poll
+        let inBan = h.callTimes.filter { $0 > banStart && $0 < banStart + .seconds(120) }
+        #expect(inBan.isEmpty, "calls during the ban: \(inBan)")
+        #expect(h.solutions["trigger"] != nil)
+        #expect(h.solutions["young"] != nil)
+        #expect(h.failures["old"]?.reason == .bannedUntilExpiry)
+    }
+
+    @Test func revokeDropsTasksAndDiscardsLateResults() {
+        var h = EngineHarness(configuration: config())
+        h.receive(#"{"taskId":"a"}"#)
+        h.receive(#"{"taskId":"b"}"#)
+        h.now = t(5)
+        h.step() // both called
+        #expect(h.pendingCalls.count == 2)
+        let revokeActions = h.engine.revoked([h.partition])
+        #expect(revokeActions.contains(.storeOffset(h.partition, offset: 0)))
+        #expect(h.engine.inFlightCount == 0)
+        h.script["a"] = [solved]
+        h.step() // late answers: permits returned, nothing published
+        #expect(h.solutions.isEmpty && h.failures.isEmpty)
+        #expect(h.engine.callsInProgress == 0)
+        // Records of a revoked partition are skipped.
+        h.receive(#"{"taskId":"c"}"#)
+        #expect(h.engine.inFlightCount == 0)
+    }
+
+    @Test func backpressurePausesAndResumes() {
+        var h = EngineHarness(configuration: config {
+            $0.maxInFlight = 3
+            $0.resumeBelow = 1
+        })
+        h.script["x0"] = [solved]
+        h.script["x1"] = [solved]
+        h.script["x2"] = [.processing, .processing, solved]
+        h.receive(#"{"taskId":"x0"}"#)
+        h.receive(#"{"taskId":"x1"}"#)
+        #expect(!h.pausedFetching)
+        h.receive(#"{"taskId":"x2"}"#)
+        #expect(h.pausedFetching)
+        // A rebalance while paused re-applies the pause.
+        #expect(h.engine.assigned([PartitionID(topic: "captcha.tasks", partition: 1)]) == [.pauseFetching])
+        h.now = t(5)
+        h.step()
+        h.now = t(5.2)
+        h.step() // x0, x1 solved and acknowledged on the next step
+        h.step()
+        #expect(h.engine.inFlightCount == 1)
+        #expect(!h.pausedFetching)
+    }
+
+    @Test func rateLimitSpacesCallsAndConcurrencyCaps() {
+        var h = EngineHarness(configuration: config {
+            $0.requestsPerSecond = 10
+            $0.burst = 1
+            $0.maxConcurrentCalls = 5
+        })
+        for i in 0..<50 { h.receive(#"{"taskId":"r\#(i)"}"#) }
+        for i in 0..<50 { h.script["r\(i)"] = [solved] }
+        h.runToCompletion(maxStep: .milliseconds(50))
+        #expect(h.solutions.count == 50)
+        // At most rate * elapsed + burst calls in any window.
+        let times = h.callTimes.map(\.millisecondsSinceEpoch).sorted()
+        for (i, start) in times.enumerated() {
+            let inSecond = times[i...].prefix { $0 < start + 1000 }.count
+            #expect(inSecond <= 11)
+        }
+    }
+
+    @Test func twoThousandMixedTasksGetExactlyOneOutputEach() {
+        var h = EngineHarness(configuration: config {
+            $0.requestsPerSecond = 200
+            $0.maxConcurrentCalls = 50
+            $0.maxInFlight = 500
+            $0.resumeBelow = 400
+        })
+        var random = SplitMix64(seed: 77)
+        var expected: [String: String] = [:]
+        var received = 0
+        var bad = 0
+        while received < 2_000 || h.engine.inFlightCount > 0 || !h.pendingCalls.isEmpty || !h.pendingPublishes.isEmpty {
+            if received < 2_000 && !h.pausedFetching {
+                for _ in 0..<10 where received < 2_000 {
+                    let id = "t\(received)"
+                    received += 1
+                    switch Int.random(in: 0..<10, using: &random) {
+                    case 0:
+                        h.receive(#"{"taskId":""}"#)
+                        bad += 1
+                        continue
+                    case 1:
+                        h.script[id] = [.taskFailed(ProviderError(errorId: 1, errorCode: "ERROR_CAPTCHA_UNSOLVABLE"))]
+                        expected[id] = "task_error"
+                    case 2:
+                        h.script[id] = [.accountError(ProviderError(errorId: 1, errorCode: "ERROR_ZERO_BALANCE"))]
+                        expected[id] = "account_error"
+                        h.receive(#"{"taskId":"\#(id)","clientKey":"broke"}"#)
+                        continue
+                    case 3:
+                        expected[id] = "expired"
+                        h.receive(#"{"taskId":"\#(id)"}"#, createdAt: h.now - .seconds(301))
+                        continue
+                    case 4:
+                        h.script[id] = [.transient, .transient, .processing, solved]
+                        expected[id] = "ready"
+                    default:
+                        h.script[id] = Array(repeating: .processing, count: Int.random(in: 0...20, using: &random)) + [solved]
+                        expected[id] = "ready"
+                    }
+                    h.receive(#"{"taskId":"\#(id)"}"#)
+                }
+            }
+            h.step()
+            h.now = h.now + .milliseconds(100)
+        }
+        #expect(h.deadLetters.count == bad)
+        #expect(h.solutions.count + h.failures.count == expected.count)
+        for (id, outcome) in expected {
+            if outcome == "ready" {
+                #expect(h.solutions[id] != nil, "\(id)")
+            } else {
+                #expect(h.failures[id]?.reason.rawValue == outcome, "\(id): \(String(describing: h.failures[id]?.reason))")
+            }
+        }
+        #expect(h.stored == 2_000)
+        #expect(h.engine.callsInProgress == 0)
+    }
+}

@@ -1,0 +1,14 @@
+@testable import Poller
+
+/// Deterministic generator for jitter and fuzzing.
+typealias SeededRandom = SplitMix64
+
+/// Always draws the lowest value (no jitter), or the highest.
+struct ExtremeRandom: RandomNumberGenerator {
+    var high: Bool
+    mutating func next() -> UInt64 { high ? .max : 0 }
+}
+
+func t(_ seconds: Double) -> Timestamp {
+    Timestamp(millisecondsSinceEpoch: 1_800_000_000_000 + Int64(seconds * 1000))
+}
