@@ -6,7 +6,7 @@ public struct RawJSON: Sendable, Hashable, CustomStringConvertible {
     public let bytes: [UInt8]
 
     /// Wraps bytes already known to be one JSON value (no validation).
-    init(trustedBytes bytes: [UInt8]) {
+    public init(unchecked bytes: [UInt8]) {
         self.bytes = bytes
     }
 

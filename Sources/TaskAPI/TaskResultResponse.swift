@@ -73,7 +73,7 @@ public struct TaskResultResponse: Sendable, Hashable {
             case "solution":
                 response.solution = member.kind == .null
                     ? nil
-                    : RawJSON(trustedBytes: Array(bytes[member.range]))
+                    : RawJSON(unchecked: Array(bytes[member.range]))
             case "taskId":
                 switch member.kind {
                 case .string: response.taskId = try JSONScanner.decodeString(bytes, member.range)

@@ -1,3 +1,4 @@
+import TaskAPI
 import Testing
 @testable import Poller
 

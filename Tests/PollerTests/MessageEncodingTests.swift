@@ -1,3 +1,4 @@
+import TaskAPI
 import Foundation
 import Testing
 @testable import Poller

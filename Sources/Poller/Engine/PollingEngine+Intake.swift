@@ -1,3 +1,4 @@
+import TaskAPI
 extension PollingEngine {
     /// New partitions: start tracking them. Re-applies the pause wish, since a
     /// fresh assignment is not paused.

@@ -1,3 +1,4 @@
+import TaskAPI
 extension PollingEngine {
     /// Starts the calls that are due and allowed now; fails tasks whose deadline passed.
     /// Pops one task at a time and stops as soon as the limits block, so a rate

@@ -1,3 +1,4 @@
+import TaskAPI
 /// The whole pipeline's logic with no I/O: task intake, scheduling, limits,
 /// result publication and offset storing, as one state machine.
 ///

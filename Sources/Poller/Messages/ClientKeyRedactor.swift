@@ -1,3 +1,4 @@
+import TaskAPI
 /// Replaces the value of every `clientKey` in raw text, valid JSON or not.
 ///
 /// Works on bytes, so it handles truncated JSON, invalid UTF-8, JSON embedded as

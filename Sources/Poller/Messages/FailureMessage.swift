@@ -1,3 +1,4 @@
+import TaskAPI
 /// A task that ended without a solution (`failure.schema.json`), keyed by taskId.
 public struct FailureMessage: Hashable, Sendable {
     public var context: TaskContext

@@ -1,3 +1,4 @@
+import TaskAPI
 /// The identity and echo fields shared by `solution` and `failure` messages.
 /// Deliberately has no clientKey.
 public struct TaskContext: Hashable, Sendable {
