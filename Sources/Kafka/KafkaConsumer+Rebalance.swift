@@ -14,7 +14,6 @@ extension KafkaConsumer {
         let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-            Self.assign(rk, list, cooperative: cooperative, logger: logger)
             let (toPause, toResume, handler) = lock.withLock {
                 if cooperative { assignment.formUnion(partitions) } else { assignment = Set(partitions) }
                 rebalanceGeneration += 1
@@ -22,6 +21,11 @@ extension KafkaConsumer {
                 let running = partitions.filter { !(pauseAllAssigned || pausedPartitions.contains($0)) }
                 return (paused, running, rebalanceHandler)
             }
+            // Pause before the assign so the fetcher never starts on a partition that
+            // must stay paused, and again after it in case the partition was not known
+            // yet; resume the others to clear a pause left from an earlier assignment.
+            setPaused(toPause, paused: true)
+            Self.assign(rk, list, cooperative: cooperative, logger: logger)
             setPaused(toPause, paused: true)
             setPaused(toResume, paused: false)
             logger.info("partitions assigned", metadata: ["partitions": "\(partitions.sorted())"])

@@ -10,7 +10,7 @@ import Testing
 /// loopback port, the HTTP client, and a producer for input events.
 final class PipelineHarness: @unchecked Sendable {
     /// API seconds per real second, for the simulator and the pipeline's policy alike.
-    static let timeScale = 50.0
+    static let timeScale = 20.0
     static let goodKey = "good-key-0123456789"
     static let topics = Pipeline.Topics()
 
@@ -96,8 +96,10 @@ final class PipelineHarness: @unchecked Sendable {
         #expect(failures.current == 0)
     }
 
-    static func event(taskId: String, extra: String = "") -> (key: [UInt8]?, value: [UInt8]?) {
-        (Array(taskId.utf8), Array(#"{"taskId":"\#(taskId)"\#(extra)}"#.utf8))
+    /// A task event as a producer that just created the task writes it: with its creation time.
+    static func event(taskId: String, extra: String = "", createdAt: Timestamp? = nil) -> (key: [UInt8]?, value: [UInt8]?) {
+        let created = extra.contains("createdAt") ? "" : #","createdAt":"\#((createdAt ?? WallClock.now()).rfc3339)""#
+        return (Array(taskId.utf8), Array(#"{"taskId":"\#(taskId)"\#(created)\#(extra)}"#.utf8))
     }
 
     /// Reads the three output topics from a group of its own.
