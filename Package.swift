@@ -79,7 +79,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
+        // Helpers shared by the test targets (waiting on conditions, locked values).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport"]),
         .testTarget(
             name: "TaskAPITests",
             dependencies: [
@@ -92,7 +94,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
-        .testTarget(name: "PollerTests", dependencies: ["Poller", "Kafka", "TaskAPI", "Simulator"]),
+        .testTarget(name: "PollerTests", dependencies: ["Poller", "Kafka", "TaskAPI", "Simulator", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Testing
+import TestSupport
 
 @Suite("Kafka consumer groups over the embedded cluster", .serialized)
 struct KafkaGroupTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Testing
+import TestSupport
 
 @Suite("Kafka over the embedded cluster", .serialized)
 struct KafkaRoundTripTests {
