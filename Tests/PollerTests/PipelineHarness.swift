@@ -78,8 +78,8 @@ final class PipelineHarness: @unchecked Sendable {
     }
 
     /// Starts a pipeline; the returned task ends when it has shut down.
-    func start(_ configuration: Pipeline.Configuration) throws -> (Pipeline, Task<Void, Error>) {
-        let pipeline = try Pipeline(configuration: configuration, client: client, logger: logger)
+    func start(_ configuration: Pipeline.Configuration, client: TaskResultClient? = nil) throws -> (Pipeline, Task<Void, Error>) {
+        let pipeline = try Pipeline(configuration: configuration, client: client ?? self.client, logger: logger)
         let task = Task { try await pipeline.run() }
         return (pipeline, task)
     }
