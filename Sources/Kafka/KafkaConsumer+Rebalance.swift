@@ -36,6 +36,15 @@ extension KafkaConsumer {
             let handler = lock.withLock { rebalanceHandler }
             logger.info("partitions revoked", metadata: ["partitions": "\(partitions.sorted())", "lost": "\(lost)"])
             handler?(.revoked(partitions, lost: lost))
+            if !lost {
+                // Commit what the handler stored now, synchronously, while the partitions are
+                // still ours: the unassign's own commit is asynchronous, and the next owner
+                // could fetch the committed offsets before it lands and replay more than needed.
+                let err = rd_kafka_commit(rk, nil, 0)
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
+                    logger.warning("commit on revoke: \(String(cString: rd_kafka_err2str(err)))")
+                }
+            }
             buffer.removeRecords(of: Set(partitions))
             lock.withLock {
                 if cooperative { assignment.subtract(partitions) } else { assignment.removeAll() }
