@@ -147,4 +147,32 @@ struct ProcessReliabilityTests {
         await outputs.close()
         await harness.shutdown()
     }
+
+    @Test("scale-out: 3 members over 12 partitions, a 4th joins, one stops, one is killed: every task ends")
+    func scaleOutAndRebalance() async throws {
+        var sim = SimulatorConfig()
+        sim.validKeys = [PipelineHarness.goodKey]
+        sim.solveTime = .init(median: 30, min: 5, max: 90)
+        let harness = try await PipelineHarness(partitions: 12, simulator: sim)
+        let tasks = harness.simulator.createTasks(count: 6_000, clientKey: PipelineHarness.goodKey)
+        let outputs = try harness.outputs()
+        var members = try (0..<3).map { _ in try RunProcess(harness: harness, group: "scale-group", key: PipelineHarness.goodKey) }
+        try await harness.publish(tasks.map { PipelineHarness.event(taskId: $0) }, partitions: 12)
+        try await waitUntil("first outputs", timeout: 120) { outputs.count >= 1_000 }
+        members.append(try RunProcess(harness: harness, group: "scale-group", key: PipelineHarness.goodKey))
+        try await waitUntil("more outputs after the join", timeout: 120) { outputs.count >= 2_500 }
+        #expect(members[0].terminate() < 30)
+        #expect(members[0].process.terminationStatus == 0)
+        members[1].kill9()
+        let killedAt = Date()
+        try await waitUntil("every task has an output", timeout: 180) { Set(outputs.all.compactMap(\.taskId)).count >= 6_000 }
+        let finishedAfterKill = Date().timeIntervalSince(killedAt)
+        for member in members[2...] { #expect(member.terminate() < 30) }
+        let all = outputs.all
+        #expect(Set(all.compactMap(\.taskId)) == Set(tasks), "nothing lost")
+        let duplicates = all.count - Set(all.compactMap(\.taskId)).count
+        print("scale-out: 6000 tasks over 12 partitions, 3 members + 1 joined, 1 SIGTERM, 1 kill -9: \(all.count) outputs, \(duplicates) duplicates, all done \(String(format: "%.1f", finishedAfterKill)) s after the kill")
+        await outputs.close()
+        await harness.shutdown()
+    }
 }
