@@ -38,13 +38,17 @@ struct RunSettings {
             let base = value.map { Duration.milliseconds(Int64($0 * 1_000)) } ?? fallback
             return .milliseconds(Int64((Double(base.milliseconds) / scale).rounded()))
         }
+        // The margin covers request latency, which is real time: a time scale shrinks it
+        // no further than one second.
+        let margin = try number(options.safetyMargin, "EZPOLL_SAFETY_MARGIN") ?? 5
+        let safetyMargin = max(seconds(margin, .seconds(5)), .milliseconds(Int64(min(margin, 1) * 1_000)))
         let policy = PollingPolicy(
             initialDelay: seconds(try number(options.firstPollDelay, "EZPOLL_FIRST_POLL_DELAY"), profile.initialDelay),
             interval: seconds(try number(options.pollInterval, "EZPOLL_POLL_INTERVAL"), profile.defaultPollInterval),
             minInterval: seconds(nil, profile.minPollInterval),
             maxPolls: try number(options.maxPolls, "EZPOLL_MAX_POLLS") ?? profile.maxPolls,
             window: seconds(try number(options.resultWindow, "EZPOLL_RESULT_WINDOW"), profile.resultWindow),
-            safetyMargin: seconds(try number(options.safetyMargin, "EZPOLL_SAFETY_MARGIN"), .seconds(5)),
+            safetyMargin: safetyMargin,
             backoffBase: seconds(nil, .seconds(3)),
             backoffMax: seconds(nil, .seconds(30)))
         guard policy.maxPolls >= 1 else { throw ValidationError("--max-polls must be at least 1") }

@@ -13,6 +13,9 @@ final class PipelineHarness: @unchecked Sendable {
     /// API seconds per real second, for the simulator and the pipeline's policy alike.
     static let timeScale = 20.0
     static let goodKey = "good-key-0123456789"
+    /// The margin before the provider's window closes covers request latency, which
+    /// is real time: the time scale does not shrink it (RunSettings does the same).
+    static let safetyMargin = Duration.seconds(1)
     static let topics = Pipeline.Topics()
 
     let cluster: EmbeddedKafkaCluster
@@ -54,7 +57,7 @@ final class PipelineHarness: @unchecked Sendable {
         let s = Self.timeScale
         func scaled(_ seconds: Double) -> Duration { .milliseconds(Int64(seconds * 1_000 / s)) }
         let policy = PollingPolicy(initialDelay: scaled(5), interval: scaled(3), minInterval: scaled(1), maxPolls: 100,
-                                   window: scaled(300), safetyMargin: scaled(5), backoffBase: scaled(3), backoffMax: scaled(30))
+                                   window: scaled(300), safetyMargin: Self.safetyMargin, backoffBase: scaled(3), backoffMax: scaled(30))
         var engine = PollingEngine.Configuration()
         engine.policy = policy
         engine.defaultProvider = "ez-captcha"
