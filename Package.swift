@@ -76,6 +76,7 @@ let package = Package(
                 "Simulator",
                 "Poller",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
