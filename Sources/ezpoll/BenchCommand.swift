@@ -62,6 +62,9 @@ struct BenchCommand: AsyncParsableCommand {
     var rawHttpSeconds: Double = 5
     @Option(help: "Event-loop threads of the simulator.")
     var simulatorThreads: Int = 1
+    @Option(name: .customLong("kafka-config"), parsing: .singleValue,
+            help: "A librdkafka property key=value for the pipeline's consumer and producer (repeatable), as for `ezpoll run`.")
+    var kafkaConfig: [String] = []
     @Option(help: "Seed of the solve-time draws.")
     var seed: UInt64 = 1
     @Flag(help: "Print one JSON object instead of the table.")
@@ -124,6 +127,7 @@ struct BenchCommand: AsyncParsableCommand {
                     "--max-in-flight", String(maxInFlight), "--log-level", logLevel]
         if let pollInterval { args += ["--poll-interval", String(pollInterval)] }
         if let firstPollDelay { args += ["--first-poll-delay", String(firstPollDelay)] }
+        for property in kafkaConfig { args += ["--kafka-config", property] }
         return args
     }
 }
