@@ -58,6 +58,8 @@ struct BenchCommand: AsyncParsableCommand {
     var idleSeconds: Double?
     @Flag(help: "Also measure the HTTP ceiling: the same client against the same simulator, nothing else running.")
     var rawHttp = false
+    @Flag(help: "With --raw-http: also measure async-http-client's EventLoopFuture path (no task per request) against the same simulator.")
+    var rawHttpFuture = false
     @Option(help: "Seconds of the --raw-http measurement.")
     var rawHttpSeconds: Double = 5
     @Option(help: "Event-loop threads of the simulator.")

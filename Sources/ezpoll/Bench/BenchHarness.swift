@@ -134,10 +134,17 @@ final class BenchHarness: @unchecked Sendable {
         let c = command
         try createTopics(inputPartitions: c.partitions)
         var ceiling: RawHTTPCeiling.Result?
+        var futureCeiling: RawHTTPCeiling.Result?
         if c.rawHttp {
             progress("measuring the raw HTTP ceiling (\(c.maxConcurrentCalls) at once, \(c.rawHttpSeconds) s)")
             ceiling = await RawHTTPCeiling.measure(client: client, simulator: simulator, key: ClientKey(key),
                                                    concurrency: c.maxConcurrentCalls, seconds: c.rawHttpSeconds)
+            if c.rawHttpFuture {
+                progress("measuring the EventLoopFuture HTTP path (\(c.maxConcurrentCalls) at once, \(c.rawHttpSeconds) s)")
+                futureCeiling = await FutureHTTPCeiling.measure(profile: client.profile, configuration: client.configuration,
+                                                                simulator: simulator, key: ClientKey(key),
+                                                                concurrency: c.maxConcurrentCalls, seconds: c.rawHttpSeconds)
+            }
             simulator.reset()
         }
         let book = BenchTaskBook()
@@ -230,6 +237,7 @@ final class BenchHarness: @unchecked Sendable {
                                                          timeScale: c.timeScale, inputPartitions: c.partitions),
                                  throughput: throughput, polls: pollsReport, detectionDelay: delay, http: http, cpu: cpu,
                                  memory: memory, rawHTTP: ceiling)
+        report.rawHTTPFuture = futureCeiling
         if stats.errorResponses > 0 { report.notes.append("simulator error responses: \(stats.errorsByCode)") }
         return report
     }

@@ -16,6 +16,8 @@ struct BenchReport: Codable, Sendable {
     var memory: Memory?
     var idle: Idle?
     var rawHTTP: RawHTTPCeiling.Result?
+    /// `--raw-http-future`: the same calls through async-http-client's EventLoopFuture API.
+    var rawHTTPFuture: RawHTTPCeiling.Result?
     var notes: [String] = []
 
     struct Settings: Codable, Sendable {
@@ -148,6 +150,9 @@ struct BenchReport: Codable, Sendable {
         }
         if let r = rawHTTP {
             rows.append(("raw HTTP ceiling", String(format: "%.0f req/s with %d at once over %.1f s (%.3f CPU s per 1k requests, %d unexpected answers)", r.requestsPerSecond, r.concurrency, r.seconds, r.cpuSecondsPerThousandRequests, r.unexpectedAnswers)))
+        }
+        if let r = rawHTTPFuture {
+            rows.append(("raw HTTP, EventLoopFuture path", String(format: "%.0f req/s with %d at once over %.1f s (%.3f CPU s per 1k requests, %d unexpected answers)", r.requestsPerSecond, r.concurrency, r.seconds, r.cpuSecondsPerThousandRequests, r.unexpectedAnswers)))
         }
         if let c = cpu {
             rows.append(("CPU s per 1,000 tasks", String(format: "%.3f whole process; %.3f without cluster and simulator; %.2f cores busy", c.secondsPerThousandTasks, c.secondsPerThousandTasksWithoutClusterAndSimulator, c.processCores)))
