@@ -5,6 +5,6 @@ struct EzpollCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ezpoll",
         abstract: "Polls captcha task results for task IDs read from Kafka and publishes the outcomes.",
-        subcommands: [RunCommand.self, DemoCommand.self, SimulateCommand.self, BrokerCommand.self]
+        subcommands: [RunCommand.self, DemoCommand.self, SimulateCommand.self, BrokerCommand.self, BenchCommand.self]
     )
 }

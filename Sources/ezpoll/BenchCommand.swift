@@ -1,0 +1,135 @@
+import ArgumentParser
+import Foundation
+import Kafka
+import Logging
+import NIOPosix
+import Poller
+import Simulator
+import TaskAPI
+
+/// `ezpoll bench`: throughput, polling cost, detection delay, CPU and memory of the
+/// real pipeline, in one process: the embedded Kafka cluster, the simulator (on its
+/// own event-loop thread), a load generator, the pipeline and an output collector.
+///
+/// Modes: throughput (default; `--raw-http` adds the HTTP ceiling), memory
+/// (`--in-flight-target N`) and idle (`--idle-seconds S`).
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmark the pipeline against the simulator on an embedded Kafka cluster (one process).",
+        discussion: """
+            Default: tasks at --rate per second for --duration seconds; the first --warmup seconds \
+            are left out of the steady window. Times of the simulator and of the polling policy \
+            are API seconds divided by --time-scale; reported delays are real milliseconds. \
+            --in-flight-target N measures RSS per in-flight task with N long-running tasks \
+            (time scale 1). --idle-seconds S measures the CPU of an idle pipeline.
+            """
+    )
+
+    @Option(help: "Target rate R of new tasks per second.")
+    var rate: Double = 500
+    @Option(help: "Seconds of load.")
+    var duration: Double = 30
+    @Option(help: "Seconds at the start of the load left out of the steady window.")
+    var warmup: Double = 8
+    @Option(help: "Simulated API seconds per real second (the policy is scaled alike).")
+    var timeScale: Double = 20
+    @Option(help: "Partitions of the input and output topics.")
+    var partitions: Int = 8
+    @Option(help: "Pipeline: most getTaskResult calls at once (also the --raw-http concurrency).")
+    var maxConcurrentCalls: Int = 64
+    @Option(help: "HTTP client: most connections to the simulator (default: the client's, as in `ezpoll run`).")
+    var maxConnections: Int?
+    @Option(help: "Pipeline: most getTaskResult calls per second.")
+    var rateLimit: Double = 100_000
+    @Option(help: "Pipeline: most tasks in flight.")
+    var maxInFlight: Int = 50_000
+    @Option(help: "Policy: API seconds between polls of one task (default: the profile's, 3).")
+    var pollInterval: Double?
+    @Option(help: "Policy: API seconds from creation to the first poll (default: the profile's, 5).")
+    var firstPollDelay: Double?
+    @Option(help: "Median solve time, API seconds (lognormal).")
+    var solveMedian: Double = 15
+    @Option(help: "Sigma of ln(solve time).")
+    var solveSigma: Double = 0.7
+    @Option(help: "Memory mode: hold this many tasks in flight (long solve times, time scale 1) and report RSS per task.")
+    var inFlightTarget: Int?
+    @Option(help: "Idle mode: measure the CPU of an idle pipeline over this many seconds.")
+    var idleSeconds: Double?
+    @Flag(help: "Also measure the HTTP ceiling: the same client against the same simulator, nothing else running.")
+    var rawHttp = false
+    @Flag(help: "With --raw-http: also measure async-http-client's EventLoopFuture path (no task per request) against the same simulator.")
+    var rawHttpFuture = false
+    @Option(help: "Seconds of the --raw-http measurement.")
+    var rawHttpSeconds: Double = 5
+    @Option(help: "Event-loop threads of the simulator.")
+    var simulatorThreads: Int = 1
+    @Option(name: .customLong("kafka-config"), parsing: .singleValue,
+            help: "A librdkafka property key=value for the pipeline's consumer and producer (repeatable), as for `ezpoll run`.")
+    var kafkaConfig: [String] = []
+    @Option(help: "Seed of the solve-time draws.")
+    var seed: UInt64 = 1
+    @Flag(help: "Print one JSON object instead of the table.")
+    var json = false
+    @Option(help: "Log level of the pipeline and Kafka clients.")
+    var logLevel: String = "error"
+
+    func validate() throws {
+        guard rate > 0, duration > 0, warmup >= 0, warmup < duration else {
+            throw ValidationError("--rate and --duration must be > 0 and --warmup in [0, duration)")
+        }
+        guard timeScale > 0, partitions >= 1, maxConcurrentCalls >= 1, rateLimit > 0, maxInFlight >= 1 else {
+            throw ValidationError("--time-scale, --partitions, --max-concurrent-calls, --rate-limit and --max-in-flight must be positive")
+        }
+        guard solveMedian > 0, solveSigma >= 0 else { throw ValidationError("--solve-median must be > 0, --solve-sigma >= 0") }
+        if let n = inFlightTarget, n < 1 { throw ValidationError("--in-flight-target must be at least 1") }
+        if let s = idleSeconds, s <= 0 { throw ValidationError("--idle-seconds must be > 0") }
+        guard rawHttpSeconds > 0, simulatorThreads >= 1 else { throw ValidationError("--raw-http-seconds and --simulator-threads must be positive") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+    }
+
+    var mode: String {
+        if idleSeconds != nil { return "idle" }
+        if inFlightTarget != nil { return "memory" }
+        return "throughput"
+    }
+
+    static let processes = "one process: embedded Kafka (librdkafka mock cluster), simulator (own event-loop thread), load generator, pipeline, output collector"
+
+    func run() async throws {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        var logger = Logger(label: "ezpoll.bench")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .error
+        let harness = try await BenchHarness.start(command: self, logger: logger)
+        var report: BenchReport
+        do {
+            switch mode {
+            case "idle": report = try await harness.idle(seconds: idleSeconds ?? 20)
+            case "memory": report = try await harness.memory(target: inFlightTarget ?? 200_000)
+            default: report = try await harness.throughput()
+            }
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
+        report.notes.append("RSS and whole-process CPU include the embedded cluster (up to ~5 MiB kept per partition), the simulator and the bench's own bookkeeping")
+        print(json ? report.json() : report.table())
+    }
+
+    /// The command line as given (for the report).
+    static var commandLine: String {
+        (["ezpoll"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+    }
+
+    /// `ezpoll run` arguments for the pipeline under test.
+    func runArguments(brokers: String, timeScale: Double, maxInFlight: Int, rateLimit: Double) -> [String] {
+        var args = ["--brokers", brokers, "--group-id", "ezpoll-bench", "--time-scale", String(timeScale),
+                    "--rate-limit", String(rateLimit), "--max-concurrent-calls", String(maxConcurrentCalls),
+                    "--max-in-flight", String(maxInFlight), "--log-level", logLevel]
+        if let pollInterval { args += ["--poll-interval", String(pollInterval)] }
+        if let firstPollDelay { args += ["--first-poll-delay", String(firstPollDelay)] }
+        for property in kafkaConfig { args += ["--kafka-config", property] }
+        return args
+    }
+}
