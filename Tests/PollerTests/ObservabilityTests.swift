@@ -45,23 +45,43 @@ struct ObservabilityTests {
         #expect(metrics[N.deadLetters, ["reason": "invalid_json"]] == 10)
         #expect(metrics[N.deadLetters, ["reason": "missing_task_id"]] == 6)
         #expect(metrics[N.deadLetters, ["reason": "null_value"]] == 0, "every reason has a series, zero included")
-        #expect(metrics[N.tasksSolved] == 120)
-        #expect(metrics[N.taskFailures, ["reason": "expired"]] == 10)
-        #expect(metrics[N.resultsPublished, ["topic": "captcha.solutions"]] == 120)
-        #expect(metrics[N.resultsPublished, ["topic": "captcha.failures"]] == 10)
-        #expect(metrics[N.resultsPublished, ["topic": "captcha.tasks.dlq"]] == 16)
+        // What the run did, read from the output topics. On a loaded machine some solvable
+        // tasks may expire (the harness runs the API clock 50x), so the metrics are compared
+        // with the outputs rather than with a fixed split.
+        let all = outputs.all
+        let onTopic = Dictionary(grouping: all, by: \.topic).mapValues { Double($0.count) }
+        let failuresByReason = Dictionary(grouping: all.filter { $0.topic == "captcha.failures" }) {
+            $0.json["reason"] as? String ?? "?"
+        }.mapValues { Double($0.count) }
+        let solved = onTopic["captcha.solutions"] ?? 0
+        let failed = onTopic["captcha.failures"] ?? 0
+        #expect(solved + failed == 130 && onTopic["captcha.tasks.dlq"] == 16)
+        #expect(metrics[N.tasksSolved] == solved)
+        for reason in FailureReason.allCases {
+            #expect(metrics[N.taskFailures, ["reason": reason.rawValue]] == failuresByReason[reason.rawValue] ?? 0, "\(reason)")
+        }
+        #expect((failuresByReason["expired"] ?? 0) >= 10, "the 10 events created in 2020")
+        for topic in ["captcha.solutions", "captcha.failures", "captcha.tasks.dlq"] {
+            #expect(metrics[N.resultsPublished, ["topic": topic]] == onTopic[topic], "\(topic)")
+        }
+        #expect(metrics.samples(N.publishErrors).allSatisfy { $0.value == 0 })
 
         // Polls: the metric, the pipeline's own count and the simulator's count agree.
         let polls = metrics.samples(N.polls).reduce(0) { $0 + $1.value }
+        #expect(polls > 0)
         #expect(polls == Double(snapshot.polls))
         #expect(polls == Double(stats.getTaskResultCalls))
-        #expect(metrics[N.polls, ["outcome": "ready"]] == 120)
-        #expect(metrics[N.polls, ["outcome": "processing"]] == polls - 120)
+        #expect(metrics[N.polls, ["outcome": "ready"]] == solved, "one ready answer per solution")
+        #expect(metrics[N.polls, ["outcome": "ready"]] == Double(stats.readyResponses))
         let timed = metrics.samples(N.httpRequestDuration + "_count").reduce(0) { $0 + $1.value }
         #expect(timed == polls, "one duration per call")
-        #expect(metrics[N.httpRequestDuration + "_bucket", ["outcome": "ready", "le": "+Inf"]] == 120)
-        #expect(metrics[N.creationToResult + "_count", ["result": "solved"]] == 120)
-        #expect(metrics[N.creationToResult + "_count", ["result": "failed"]] == 10)
+        for outcome in PipelineMetrics.OutcomeClass.allCases {
+            let count = metrics[N.httpRequestDuration + "_count", ["outcome": outcome.rawValue]]
+            #expect(count == metrics[N.polls, ["outcome": outcome.rawValue]], "\(outcome)")
+            #expect(metrics[N.httpRequestDuration + "_bucket", ["outcome": outcome.rawValue, "le": "+Inf"]] == count)
+        }
+        #expect(metrics[N.creationToResult + "_count", ["result": "solved"]] == solved)
+        #expect(metrics[N.creationToResult + "_count", ["result": "failed"]] == failed)
 
         // State gauges.
         #expect(metrics[N.tasksInFlight] == 0)
@@ -72,7 +92,7 @@ struct ObservabilityTests {
         #expect(metrics[N.ipBanActive] == 0)
         #expect(metrics[N.ipBans] == 0)
         #expect(metrics[N.accountsDisabled] == 0)
-        #expect(metrics[N.pollSlowdown] == 1)
+        #expect((metrics[N.pollSlowdown] ?? 0) >= 1)
         #expect(metrics[N.brokersDown] == 0)
         #expect(metrics[N.ready] == 1)
         let consumedEnds = metrics.samples(N.consumedOffset).reduce(0) { $0 + $1.value }
