@@ -87,7 +87,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
+        // Helpers shared by the test targets (waiting on conditions, locked values).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport"]),
         .testTarget(
             name: "TaskAPITests",
             dependencies: [
@@ -103,7 +105,7 @@ let package = Package(
         .testTarget(
             name: "PollerTests",
             dependencies: [
-                "Poller", "Kafka", "TaskAPI", "Simulator",
+                "Poller", "Kafka", "TaskAPI", "Simulator", "TestSupport",
                 // HTTP GETs against the observability port.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]

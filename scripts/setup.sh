@@ -13,9 +13,10 @@ if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists rdkafka; the
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librdkafka-dev pkg-config >/dev/null
 fi
 
-if ! python3 -c 'import jsonschema' >/dev/null 2>&1; then
-  echo "setup: installing Python jsonschema through pip" >&2
-  python3 -m pip install --quiet jsonschema
+# rfc3339-validator: without it jsonschema silently skips "format": "date-time".
+if ! python3 -c 'import jsonschema, rfc3339_validator' >/dev/null 2>&1; then
+  echo "setup: installing Python jsonschema and rfc3339-validator through pip" >&2
+  python3 -m pip install --quiet jsonschema rfc3339-validator
 fi
 
 if ! python3 -c 'import yaml' >/dev/null 2>&1; then

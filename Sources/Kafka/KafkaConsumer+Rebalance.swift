@@ -14,7 +14,6 @@ extension KafkaConsumer {
         let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-            Self.assign(rk, list, cooperative: cooperative, logger: logger)
             let (toPause, toResume, handler) = lock.withLock {
                 if cooperative { assignment.formUnion(partitions) } else { assignment = Set(partitions) }
                 rebalanceGeneration += 1
@@ -22,6 +21,11 @@ extension KafkaConsumer {
                 let running = partitions.filter { !(pauseAllAssigned || pausedPartitions.contains($0)) }
                 return (paused, running, rebalanceHandler)
             }
+            // Pause before the assign so the fetcher never starts on a partition that
+            // must stay paused, and again after it in case the partition was not known
+            // yet; resume the others to clear a pause left from an earlier assignment.
+            setPaused(toPause, paused: true)
+            Self.assign(rk, list, cooperative: cooperative, logger: logger)
             setPaused(toPause, paused: true)
             setPaused(toResume, paused: false)
             logger.info("partitions assigned", metadata: ["partitions": "\(partitions.sorted())"])
@@ -32,6 +36,15 @@ extension KafkaConsumer {
             let handler = lock.withLock { rebalanceHandler }
             logger.info("partitions revoked", metadata: ["partitions": "\(partitions.sorted())", "lost": "\(lost)"])
             handler?(.revoked(partitions, lost: lost))
+            if !lost {
+                // Commit what the handler stored now, synchronously, while the partitions are
+                // still ours: the unassign's own commit is asynchronous, and the next owner
+                // could fetch the committed offsets before it lands and replay more than needed.
+                let err = rd_kafka_commit(rk, nil, 0)
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
+                    logger.warning("commit on revoke: \(String(cString: rd_kafka_err2str(err)))")
+                }
+            }
             buffer.removeRecords(of: Set(partitions))
             lock.withLock {
                 if cooperative { assignment.subtract(partitions) } else { assignment.removeAll() }

@@ -17,6 +17,10 @@ public struct SimulatorConfig: Sendable, Hashable, Codable {
     public var unsolvableFraction: Double = 0
     /// A result can be fetched for this long after creation; later: ERROR_TASKID_INVALID.
     public var resultWindow: Double = 300
+    /// Tasks are forgotten this long after their window closed (their poll
+    /// counts stay in the statistics); later polls of them count as unknown ids.
+    /// Keeps long benchmarks from growing the table without bound.
+    public var retainAfterWindow: Double = 3600
     /// Accepted keys; nil accepts any key.
     public var validKeys: [String]? = nil
     /// Keys that exist but have no money: ERROR_ZERO_BALANCE.

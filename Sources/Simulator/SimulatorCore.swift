@@ -16,6 +16,10 @@ public struct SimulatorCore: Sendable {
     var bannedUntil: Double?
     var counters = SimCounters()
     var detectionDelays: [Double] = []
+    /// Poll counts of forgotten tasks that were polled, kept for `stats`.
+    var retiredPolls: [Int32] = []
+    var createdSincePurge = 0
+    static let purgeEvery = 4096
 
     public init(config: SimulatorConfig = .init()) {
         self.config = config
@@ -45,6 +49,18 @@ public struct SimulatorCore: Sendable {
         task.createdAt -= seconds
         task.readyAt -= seconds
         tasks[taskId] = task
+    }
+
+    /// Forgets tasks created more than `resultWindow + retainAfterWindow` ago.
+    public mutating func purge(now: Double) {
+        createdSincePurge = 0
+        let cutoff = now - config.resultWindow - config.retainAfterWindow
+        let old = tasks.filter { $0.value.createdAt < cutoff }
+        guard !old.isEmpty else { return }
+        for (id, task) in old {
+            if task.polls > 0 { retiredPolls.append(Int32(clamping: task.polls)) }
+            tasks.removeValue(forKey: id)
+        }
     }
 
     /// Number of tasks in the table.
@@ -131,6 +147,10 @@ public struct SimulatorCore: Sendable {
         }
         tasks[id] = SimTask(createdAt: now, readyAt: now + solveTime, unsolvable: unsolvable)
         counters.tasksCreated += 1
+        createdSincePurge += 1
+        if createdSincePurge >= SimulatorCore.purgeEvery {
+            purge(now: now)
+        }
         return id
     }
 

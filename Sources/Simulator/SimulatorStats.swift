@@ -86,10 +86,11 @@ extension SimulatorCore {
     /// A snapshot of the statistics at `now` (API seconds).
     public func stats(now: Double) -> SimulatorStats {
         var polls: [Double] = []
-        polls.reserveCapacity(tasks.count)
+        polls.reserveCapacity(tasks.count + retiredPolls.count)
         for task in tasks.values where task.polls > 0 {
             polls.append(Double(task.polls))
         }
+        polls.append(contentsOf: retiredPolls.lazy.map(Double.init))
         return SimulatorStats(
             apiTime: now,
             timeScale: config.timeScale,

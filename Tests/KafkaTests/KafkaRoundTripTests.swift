@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Testing
+import TestSupport
 
 @Suite("Kafka over the embedded cluster", .serialized)
 struct KafkaRoundTripTests {
@@ -132,5 +133,43 @@ struct KafkaRoundTripTests {
         try cluster.setBrokerUp(1)
         _ = try await producer.send(KafkaOutgoingRecord(topic: "down", key: nil, value: Array("up again".utf8)))
         await producer.close()
+    }
+
+    /// Known issue, under investigation: on librdkafka 2.0.2's mock cluster, with the
+    /// idempotent producer and NOT_LEADER_FOR_PARTITION pushed for Produce, about one
+    /// run in ten acknowledges a record that never reaches the log (seen for the first
+    /// record after the errors). Not seen with idempotence off (0 of 6 runs), nor without
+    /// pushed Produce errors. Whether the mock broker or the client is at fault is open;
+    /// the assertion stays, marked intermittent so the suite reports it without failing.
+    @Test("records acknowledged through retried produce errors are all in the log")
+    func ackedMeansStored() async throws {
+        let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)
+        defer { cluster.stop() }
+        try cluster.createTopic("acked", partitions: 2)
+        let producer = try KafkaProducer(configuration: producerConfig(cluster), logger: testLogger)
+        _ = try await producer.send(KafkaOutgoingRecord(topic: "acked", key: nil, value: Array("warm-up".utf8)))
+        try cluster.pushRequestErrors(.produce, Array(repeating: .notLeaderForPartition, count: 20))
+        let acked = Locked<Set<Int>>([])
+        for i in 0..<600 {
+            try await producer.enqueue(KafkaOutgoingRecord(topic: "acked", key: Array("k\(i)".utf8), value: Array("\(i)".utf8))) {
+                if case .success = $0 { acked.withLock { _ = $0.insert(i) } }
+            }
+            if i % 50 == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        try await producer.flush()
+        await producer.close()
+        let consumer = try KafkaConsumer(configuration: consumerConfig(cluster, group: "acked-reader"), logger: testLogger)
+        try consumer.subscribe(topics: ["acked"])
+        let collector = Collector(consumer)
+        // A bounded wait: when the known issue strikes, one record never arrives.
+        let deadline = Date().addingTimeInterval(20)
+        while collector.count < acked.current.count + 1 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        await consumer.close()
+        await collector.finish()
+        let read = Set(collector.records.current.compactMap { $0.key }.map { Int(String(decoding: $0.dropFirst(), as: UTF8.self))! })
+        #expect(acked.current.count == 600)
+        withKnownIssue("acknowledged records missing from the mock cluster's log under pushed Produce errors", isIntermittent: true) {
+            #expect(acked.current.subtracting(read).isEmpty, "acknowledged but not in the log: \(acked.current.subtracting(read).sorted())")
+        }
     }
 }

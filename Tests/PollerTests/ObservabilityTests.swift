@@ -6,6 +6,7 @@ import NIOCore
 import Simulator
 import TaskAPI
 import Testing
+import TestSupport
 
 @Suite("Observability: /metrics and /health over a real pipeline", .serialized)
 struct ObservabilityTests {

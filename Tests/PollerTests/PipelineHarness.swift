@@ -5,12 +5,13 @@ import Poller
 import Simulator
 import TaskAPI
 import Testing
+import TestSupport
 
 /// The real parts for pipeline tests: librdkafka's mock cluster, the simulator on a
 /// loopback port, the HTTP client, and a producer for input events.
 final class PipelineHarness: @unchecked Sendable {
     /// API seconds per real second, for the simulator and the pipeline's policy alike.
-    static let timeScale = 50.0
+    static let timeScale = 20.0
     static let goodKey = "good-key-0123456789"
     static let topics = Pipeline.Topics()
 
@@ -77,8 +78,8 @@ final class PipelineHarness: @unchecked Sendable {
     }
 
     /// Starts a pipeline; the returned task ends when it has shut down.
-    func start(_ configuration: Pipeline.Configuration) throws -> (Pipeline, Task<Void, Error>) {
-        let pipeline = try Pipeline(configuration: configuration, client: client, logger: logger)
+    func start(_ configuration: Pipeline.Configuration, client: TaskResultClient? = nil) throws -> (Pipeline, Task<Void, Error>) {
+        let pipeline = try Pipeline(configuration: configuration, client: client ?? self.client, logger: logger)
         let task = Task { try await pipeline.run() }
         return (pipeline, task)
     }
@@ -96,8 +97,10 @@ final class PipelineHarness: @unchecked Sendable {
         #expect(failures.current == 0)
     }
 
-    static func event(taskId: String, extra: String = "") -> (key: [UInt8]?, value: [UInt8]?) {
-        (Array(taskId.utf8), Array(#"{"taskId":"\#(taskId)"\#(extra)}"#.utf8))
+    /// A task event as a producer that just created the task writes it: with its creation time.
+    static func event(taskId: String, extra: String = "", createdAt: Timestamp? = nil) -> (key: [UInt8]?, value: [UInt8]?) {
+        let created = extra.contains("createdAt") ? "" : #","createdAt":"\#((createdAt ?? WallClock.now()).rfc3339)""#
+        return (Array(taskId.utf8), Array(#"{"taskId":"\#(taskId)"\#(created)\#(extra)}"#.utf8))
     }
 
     /// Reads the three output topics from a group of its own.
@@ -151,30 +154,3 @@ final class OutputCollector: @unchecked Sendable {
         await task?.value
     }
 }
-
-/// A value guarded by a lock.
-final class Locked<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
-    }
-    var current: Value { withLock { $0 } }
-}
-
-/// Waits until `condition` holds, checking every 20 ms, or fails after `timeout` seconds.
-func waitUntil(_ what: String, timeout: Double = 60, _ condition: () async throws -> Bool) async throws {
-    let deadline = Date().addingTimeInterval(timeout)
-    while try await !condition() {
-        if Date() > deadline {
-            Issue.record("timed out waiting for: \(what)")
-            throw TimedOut(what: what)
-        }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-}
-
-struct TimedOut: Error { let what: String }

@@ -4,6 +4,7 @@ import Poller
 import Simulator
 import TaskAPI
 import Testing
+import TestSupport
 
 @Suite("Pipeline over the embedded cluster and the simulator", .serialized)
 struct PipelineTests {

@@ -115,6 +115,21 @@ func config(_ tweak: (inout PollingEngine.Configuration) -> Void = { _ in }) -> 
 let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"tok"}"#.utf8)))
 
 @Suite struct PollingEngineTests {
+    @Test func retryAfterIsAFloorUnderTheBackoff() {
+        var h = EngineHarness(configuration: config())
+        h.script["a"] = [.transient(retryAfter: .seconds(40)), solved]
+        h.script["b"] = [.transient(retryAfter: .seconds(400)), solved]
+        h.receive(#"{"taskId":"a"}"#)
+        h.receive(#"{"taskId":"b"}"#)
+        h.runToCompletion()
+        #expect(h.solutions["a"]?.polls == 2)
+        #expect(h.callTimes.count == 3)
+        let first = h.callTimes[0]
+        #expect(h.callTimes[2] >= first + .seconds(40), "not polled again before Retry-After")
+        #expect(h.failures["b"]?.reason == .transientErrors, "a pause past the window fails at once")
+        #expect(h.callsPerTask["b"] == 1)
+    }
+
     @Test func basicLifecycleAndOffsets() {
         var h = EngineHarness(configuration: config())
         h.script["a"] = [.processing, .processing, solved]
@@ -304,7 +319,7 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
                         h.receive(#"{"taskId":"\#(id)"}"#, createdAt: h.now - .seconds(301))
                         continue
                     case 4:
-                        h.script[id] = [.transient, .transient, .processing, solved]
+                        h.script[id] = [.transient(retryAfter: nil), .transient(retryAfter: nil), .processing, solved]
                         expected[id] = "ready"
                     default:
                         h.script[id] = Array(repeating: .processing, count: Int.random(in: 0...20, using: &random)) + [solved]

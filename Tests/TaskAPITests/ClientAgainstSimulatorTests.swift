@@ -25,7 +25,8 @@ struct ClientAgainstSimulatorTests {
 
     @Test func createdThroughTheRulesWithTimeScale() async throws {
         var config = SimulatorConfig()
-        config.timeScale = 100 // solve times of 2…120 s become 20 ms…1.2 s; the window 3 s
+        config.timeScale = 100 // solve times of 2…120 s become 20 ms…1.2 s
+        config.resultWindow = 3_000 // 30 s real: a loaded machine must not expire the tasks mid-test
         config.seed = 3
         try await withSimulator(config) { server, client in
             let ids = server.createTasks(count: 5, clientKey: "any")

@@ -57,6 +57,15 @@ struct OutcomeClassifierTests {
         #expect(outcome == .failed(.transient(.providerBusy, retryAfter: .seconds(3)), code: "ERROR_NO_SLOT_AVAILABLE", description: nil))
     }
 
+    @Test func stableNames() {
+        #expect(FailureClass.task.name == "task")
+        #expect(FailureClass.account.name == "account")
+        #expect(FailureClass.ban.name == "ban")
+        #expect(FailureClass.transient(.httpStatus(503), retryAfter: nil).name == "transient")
+        #expect(TransientReason.httpStatus(429).name == "http_429")
+        #expect(TransientReason.taskRateLimited.name == "task_rate_limited")
+    }
+
     @Test func terminalityHelpers() {
         #expect(!TaskOutcome.processing.isTerminalForTask)
         #expect(TaskOutcome.failed(.task, code: "X", description: nil).isTerminalForTask)

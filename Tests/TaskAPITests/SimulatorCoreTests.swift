@@ -164,6 +164,22 @@ struct SimulatorCoreTests {
         #expect(throws: SimulatorError.self) { try config.merged(withJSON: Array(#"{"timeScale":"fast"}"#.utf8)) }
     }
 
+    @Test func oldTasksAreForgottenButStayInTheStatistics() {
+        var sim = core { $0.retainAfterWindow = 100 }
+        let old = sim.createTask(solveTime: 1, now: 0)
+        _ = sim.getTaskResult(clientKey: "k", taskId: old, now: 2)
+        _ = sim.getTaskResult(clientKey: "k", taskId: old, now: 3)
+        let young = sim.createTask(solveTime: 1, now: 350)
+        _ = sim.getTaskResult(clientKey: "k", taskId: young, now: 351)
+        sim.purge(now: 401)
+        #expect(sim.taskCount == 1)
+        let stats = sim.stats(now: 401)
+        #expect(stats.tasksPolled == 2)
+        #expect(stats.callsPerTask.max == 2)
+        #expect(sim.getTaskResult(clientKey: "k", taskId: old, now: 402) == .error(.taskIdInvalid))
+        #expect(sim.stats(now: 402).unknownTaskCalls == 1)
+    }
+
     @Test func statsSummaryPercentiles() {
         let summary = SimulatorStats.Summary.of((1...100).map(Double.init))
         #expect(summary.p50 == 50)

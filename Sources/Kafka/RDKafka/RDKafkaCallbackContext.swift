@@ -52,7 +52,10 @@ final class RDKafkaCallbackContext: @unchecked Sendable {
             logger.error("all brokers down: \(reason)")
             eventHandler?(.allBrokersDown(error))
         } else {
-            logger.warning("\(error.message)")
+            // Connection and name-resolution failures were just logged by librdkafka's
+            // own log callback; a second line at warning level would only repeat them.
+            let repeated = err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__RESOLVE
+            logger.log(level: repeated ? .debug : .warning, "\(error.message)")
             eventHandler?(.error(error))
         }
     }

@@ -11,8 +11,8 @@ extension PollOutcome {
             self = .processing
         case .ready(let solution):
             self = .ready(solution: solution)
-        case .failed(.transient, _, _):
-            self = .transient
+        case .failed(.transient(_, let retryAfter), _, _):
+            self = .transient(retryAfter: retryAfter)
         case .failed(.ban, _, _):
             self = .ipBanned(retryAfter: nil)
         case .failed(.account, let code, let description):

@@ -7,8 +7,10 @@ public enum PollOutcome: Hashable, Sendable {
     /// `status: ready`; the `solution` object's raw JSON.
     case ready(solution: RawJSON)
     /// 429, 5xx, timeout, connection error, non-JSON body, ERROR_SERVICE_UNAVALIABLE,
-    /// ERROR_INTERNAL_SERVER_ERROR, ERROR_NO_SLOT_AVAILABLE.
-    case transient
+    /// ERROR_INTERNAL_SERVER_ERROR, ERROR_NO_SLOT_AVAILABLE. `retryAfter` (HTTP
+    /// `Retry-After`, or the provider's per-task minimum for a task rate limit) is a
+    /// floor under the backoff: the task is not polled again before it.
+    case transient(retryAfter: Duration?)
     /// The task cannot succeed (unsolvable, unsupported, bad parameters, unknown code).
     case taskFailed(ProviderError)
     /// ERROR_TASKID_INVALID.

@@ -118,8 +118,17 @@ extension PollingEngine {
             let decision = policy.nextPoll(
                 after: kind, pollsSoFar: Int(task.polls), lastPollAt: task.lastPollAt, createdAt: task.context.createdAt,
                 now: now, backoffAttempt: Int(task.transientStreak), slowdown: slowdown, using: &random)
+            var notBefore: Timestamp?
+            if case .transient(let retryAfter?) = outcome { notBefore = now + retryAfter }
             switch decision {
-            case .pollAt(let at): scheduler.schedule(handle, at: at)
+            case .pollAt(let at):
+                let due = max(at, notBefore ?? at)
+                if due > policy.deadline(createdAt: task.context.createdAt) {
+                    // The provider asks for a pause that outlasts the window: no poll can help.
+                    actions.append(fail(handle, reason: .transientErrors, now: now))
+                } else {
+                    scheduler.schedule(handle, at: due)
+                }
             case .expire: actions.append(fail(handle, reason: .expired, now: now))
             case .exhausted: actions.append(fail(handle, reason: .pollsExhausted, now: now))
             }

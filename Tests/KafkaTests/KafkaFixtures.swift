@@ -2,33 +2,7 @@ import Foundation
 import Kafka
 import Logging
 import Testing
-
-/// Waits until `condition` holds, checking every 20 ms, or fails after `timeout` seconds.
-func waitUntil(_ what: String, timeout: Double = 60, _ condition: () async throws -> Bool) async throws {
-    let deadline = Date().addingTimeInterval(timeout)
-    while try await !condition() {
-        if Date() > deadline {
-            Issue.record("timed out waiting for: \(what)")
-            throw TimedOut(what: what)
-        }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-}
-
-struct TimedOut: Error { let what: String }
-
-/// A value guarded by a lock, for collecting results from other threads.
-final class Locked<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
-    }
-    var current: Value { withLock { $0 } }
-}
+import TestSupport
 
 let testLogger: Logger = {
     var logger = Logger(label: "ezpoll.tests.kafka")

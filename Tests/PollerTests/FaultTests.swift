@@ -1,0 +1,111 @@
+import Foundation
+import Kafka
+import Poller
+import Simulator
+import TaskAPI
+import Testing
+import TestSupport
+
+/// Faults injected on purpose: an API storm and a broker outage. Nothing is lost,
+/// and every task ends with the right outcome.
+@Suite("Faults", .serialized)
+struct FaultTests {
+    @Test("API storm (30% 5xx, 10% timeouts, malformed JSON, 429 with Retry-After, overload): every task ends correctly, no ban")
+    func apiStorm() async throws {
+        var sim = SimulatorConfig()
+        sim.validKeys = [PipelineHarness.goodKey]
+        sim.solveTime = .init(median: 15, min: 2, max: 60)
+        sim.ban = .init(maxErrors: 100, window: 60, duration: 600) // like the real service
+        sim.faults.http500Probability = 0.15
+        sim.faults.http503Probability = 0.15
+        sim.faults.slowProbability = 0.10
+        sim.faults.slowDelayReal = 1.5
+        sim.faults.malformedProbability = 0.03
+        sim.faults.truncatedProbability = 0.02
+        sim.faults.http429Probability = 0.03
+        sim.faults.retryAfterSeconds = 1
+        sim.faults.serviceUnavailableProbability = 0.05
+        let harness = try await PipelineHarness(simulator: sim)
+        // A read timeout below the simulator's slow answers: those calls time out.
+        let client = try TaskResultClient(profile: ProviderProfile.ezCaptcha.with(baseURL: harness.simulator.baseURL),
+                                          configuration: .init(readTimeout: .milliseconds(500), requestTimeout: .seconds(1)),
+                                          logger: harness.logger)
+        let tasks = harness.simulator.createTasks(count: 1_000, clientKey: PipelineHarness.goodKey)
+        let outputs = try harness.outputs()
+        let (pipeline, run) = try harness.start(harness.configuration(group: "storm-group"), client: client)
+        try await harness.publish(tasks.map { PipelineHarness.event(taskId: $0) })
+        try await waitUntil("1,000 outputs", timeout: 180) { outputs.count >= 1_000 }
+        pipeline.shutdown()
+        try await run.value
+        await client.shutdown()
+
+        let stats = harness.simulator.stats()
+        let all = outputs.all
+        #expect(all.count == 1_000)
+        #expect(Set(all.compactMap(\.taskId)) == Set(tasks))
+        var reasons: [String: Int] = [:]
+        for output in all where output.topic == PipelineHarness.topics.failures {
+            reasons[output.json["reason"] as? String ?? "?", default: 0] += 1
+        }
+        let solved = all.filter { $0.topic == PipelineHarness.topics.solutions }.count
+        // Failures are only deadline failures caused by the storm, never a wrong class.
+        #expect(Set(reasons.keys).isSubset(of: ["expired", "transient_errors"]), "\(reasons)")
+        #expect(solved >= 900, "most tasks solved through the storm: \(solved), failures \(reasons)")
+        #expect(stats.bansTriggered == 0)
+        #expect(stats.callsAfterExpiry == 0)
+        print("storm: \(solved) solved, failures \(reasons), \(stats.getTaskResultCalls) calls, faults \(stats.faults), bans \(stats.bansTriggered)")
+        await outputs.close()
+        await harness.shutdown()
+    }
+
+    @Test("broker down for 5 s mid-run: the pipeline recovers without a restart and loses nothing")
+    func brokerOutage() async throws {
+        var sim = SimulatorConfig()
+        sim.validKeys = [PipelineHarness.goodKey]
+        sim.solveTime = .init(median: 15, min: 2, max: 40)
+        let harness = try await PipelineHarness(simulator: sim)
+        let tasks = harness.simulator.createTasks(count: 1_000, clientKey: PipelineHarness.goodKey)
+        let outputs = try harness.outputs()
+        let (pipeline, run) = try harness.start(harness.configuration(group: "outage-group"))
+        try await harness.publish(tasks.map { PipelineHarness.event(taskId: $0) })
+        try await waitUntil("first outputs") { outputs.count >= 100 }
+        try harness.cluster.setBrokerDown(1)
+        try await Task.sleep(for: .seconds(5)) // the outage itself: time is what is injected here
+        try harness.cluster.setBrokerUp(1)
+        try await waitUntil("every task has an output after the outage", timeout: 180) {
+            Set(outputs.all.compactMap(\.taskId)).count >= 1_000
+        }
+        pipeline.shutdown()
+        try await run.value
+        #expect(Set(outputs.all.compactMap(\.taskId)) == Set(tasks), "nothing lost")
+        print("outage: \(outputs.all.count) outputs for 1000 tasks (duplicates from retried deliveries: \(outputs.all.count - 1_000))")
+        await outputs.close()
+        await harness.shutdown()
+    }
+
+    /// Produce errors are left out here: see KafkaRoundTripTests.ackedMeansStored (a known
+    /// issue of the mock cluster with the idempotent producer, under investigation).
+    @Test("errors pushed for Fetch and OffsetCommit, and 100 ms broker latency: nothing lost")
+    func brokerRequestErrors() async throws {
+        var sim = SimulatorConfig()
+        sim.validKeys = [PipelineHarness.goodKey]
+        sim.solveTime = .init(median: 15, min: 2, max: 40)
+        let harness = try await PipelineHarness(simulator: sim)
+        let tasks = harness.simulator.createTasks(count: 600, clientKey: PipelineHarness.goodKey)
+        let outputs = try harness.outputs()
+        let (pipeline, run) = try harness.start(harness.configuration(group: "request-errors-group"))
+        try await harness.publish(tasks.map { PipelineHarness.event(taskId: $0) })
+        try await waitUntil("first outputs") { outputs.count >= 50 }
+        try harness.cluster.setBrokerLatency(1, milliseconds: 100)
+        try harness.cluster.pushRequestErrors(.fetch, Array(repeating: .notLeaderForPartition, count: 20))
+        try harness.cluster.pushRequestErrors(.offsetCommit, Array(repeating: .requestTimedOut, count: 10))
+        try await waitUntil("every task has an output", timeout: 180) { Set(outputs.all.compactMap(\.taskId)).count >= 600 }
+        try harness.cluster.setBrokerLatency(1, milliseconds: 0)
+        pipeline.shutdown()
+        try await run.value
+        #expect(Set(outputs.all.compactMap(\.taskId)) == Set(tasks), "nothing lost")
+        print("request errors: \(outputs.all.count) outputs for 600 tasks")
+        await outputs.close()
+        await harness.shutdown()
+    }
+}

@@ -1,0 +1,178 @@
+import Foundation
+import Kafka
+import Poller
+import Simulator
+import TaskAPI
+import Testing
+import TestSupport
+
+/// `ezpoll run` as a separate process, against the embedded cluster and the
+/// simulator of the test process (both real servers on loopback): crashes,
+/// graceful stops and secrets, the way an operator would see them.
+@Suite("ezpoll run as a process", .serialized)
+struct ProcessReliabilityTests {
+    static let binary = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent(".build/debug/ezpoll")
+
+    /// A running `ezpoll run` with its combined output captured to a file.
+    final class RunProcess {
+        let process = Process()
+        let logURL: URL
+
+        init(harness: PipelineHarness, group: String, key: String, extra: [String] = []) throws {
+            logURL = FileManager.default.temporaryDirectory.appendingPathComponent("ezpoll-run-\(UUID().uuidString).log")
+            FileManager.default.createFile(atPath: logURL.path, contents: nil)
+            let log = try FileHandle(forWritingTo: logURL)
+            process.executableURL = ProcessReliabilityTests.binary
+            process.arguments = ["run", "--api-url", harness.simulator.baseURL, "--time-scale", String(PipelineHarness.timeScale),
+                                 "--rate-limit", "5000", "--kafka-config", "session.timeout.ms=6000",
+                                 "--kafka-config", "heartbeat.interval.ms=500", "--kafka-config", "fetch.wait.max.ms=10"] + extra
+            var environment = ProcessInfo.processInfo.environment
+            environment["EZPOLL_BROKERS"] = harness.cluster.bootstrapServers
+            environment["EZPOLL_GROUP_ID"] = group
+            environment["EZPOLL_CLIENT_KEY"] = key
+            process.environment = environment
+            process.standardOutput = log
+            process.standardError = log
+            try process.run()
+        }
+
+        var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+
+        func kill9() {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+
+        /// SIGTERM, then the seconds it took to exit.
+        func terminate() -> Double {
+            let start = Date()
+            process.terminate()
+            process.waitUntilExit()
+            return Date().timeIntervalSince(start)
+        }
+
+        deinit {
+            if process.isRunning { kill9() }
+            try? FileManager.default.removeItem(at: logURL)
+        }
+    }
+
+    func committed(_ harness: PipelineHarness, group: String) async throws -> [TopicPartition: Int64] {
+        let probe = try KafkaConsumer(configuration: KafkaConsumerConfiguration(bootstrapServers: harness.cluster.bootstrapServers,
+                                                                                groupID: group), logger: harness.logger)
+        let partitions = (0..<4).map { TopicPartition(PipelineHarness.topics.input, Int32($0)) }
+        let offsets = try await probe.committedOffsets(for: partitions)
+        await probe.close()
+        return offsets.mapValues { $0 ?? 0 }
+    }
+
+    @Test("kill -9 with tasks in flight, then a new member: every task ends; duplicates lie after the watermark")
+    func crashAndRecover() async throws {
+        var sim = SimulatorConfig()
+        sim.validKeys = [PipelineHarness.goodKey]
+        sim.solveTime = .init(median: 30, min: 5, max: 90)
+        let harness = try await PipelineHarness(simulator: sim)
+        let tasks = harness.simulator.createTasks(count: 5_000, clientKey: PipelineHarness.goodKey)
+        let outputs = try harness.outputs()
+        let first = try RunProcess(harness: harness, group: "crash-group", key: PipelineHarness.goodKey)
+        try await harness.publish(tasks.map { PipelineHarness.event(taskId: $0) })
+        try await waitUntil("a first share of outputs", timeout: 120) { outputs.count >= 1_000 }
+        first.kill9()
+        let atCrash = outputs.count
+        let watermarks = try await committed(harness, group: "crash-group")
+
+        let second = try RunProcess(harness: harness, group: "crash-group", key: PipelineHarness.goodKey)
+        try await waitUntil("every task has an output", timeout: 180) { Set(outputs.all.compactMap(\.taskId)).count >= 5_000 }
+        #expect(second.terminate() < 30)
+        let all = outputs.all
+        var count: [String: Int] = [:]
+        for output in all { count[output.taskId!, default: 0] += 1 }
+        #expect(Set(count.keys) == Set(tasks), "nothing lost")
+        var duplicatedTasks = 0
+        for (taskId, n) in count where n > 1 {
+            duplicatedTasks += 1
+            for output in all where output.taskId == taskId {
+                let source = try #require(output.json["source"] as? [String: Any])
+                let partition = TopicPartition(PipelineHarness.topics.input, Int32(source["partition"] as! Int))
+                #expect(Int64(source["offset"] as! Int) >= watermarks[partition] ?? 0, "a duplicate below the committed watermark")
+            }
+        }
+        print("crash: 5000 tasks, \(atCrash) outputs before kill -9, watermarks \(watermarks.sorted { $0.key < $1.key }.map(\.value)), \(duplicatedTasks) tasks published twice, \(all.count) outputs in all, 0 lost")
+        await outputs.close()
+        await harness.shutdown()
+    }
+
+    @Test("SIGTERM under load: exits in bound, leaves the group at once, loses nothing; no clientKey anywhere at debug level")
+    func gracefulStopAndSecrets() async throws {
+        let secret = "SECRET-KEY-\(UUID().uuidString)"
+        let eventSecret = "EVENT-KEY-\(UUID().uuidString)"
+        var sim = SimulatorConfig()
+        sim.validKeys = [secret, eventSecret]
+        sim.solveTime = .init(median: 20, min: 5, max: 60)
+        let harness = try await PipelineHarness(simulator: sim)
+        let tasks = harness.simulator.createTasks(count: 2_000, clientKey: secret)
+        var records = tasks.enumerated().map { i, id in
+            PipelineHarness.event(taskId: id, extra: i % 2 == 0 ? #","clientKey":"\#(eventSecret)""# : "")
+        }
+        // A rejected record that carries a key: its dead letter must not.
+        records.append((Array("bad".utf8), Array(#"{"taskId":"x","clientKey":"\#(eventSecret)","#.utf8)))
+        let outputs = try harness.outputs()
+        let first = try RunProcess(harness: harness, group: "term-group", key: secret, extra: ["--log-level", "debug"])
+        let second = try RunProcess(harness: harness, group: "term-group", key: secret, extra: ["--log-level", "debug"])
+        try await harness.publish(records)
+        try await waitUntil("both members working", timeout: 120) { outputs.count >= 500 }
+
+        let exitSeconds = first.terminate()
+        let stoppedAt = Date()
+        #expect(first.process.terminationStatus == 0)
+        #expect(exitSeconds < 30, "exit within the shutdown bound: \(exitSeconds) s")
+        // The remaining member takes over at once (the leaver left the group; no
+        // session timeout to wait for) and finishes everything.
+        try await waitUntil("every record has an output", timeout: 180) { Set(outputs.all.compactMap { $0.key }).count >= 2_001 }
+        let takeover = Date().timeIntervalSince(stoppedAt)
+        #expect(second.terminate() < 30)
+        #expect(second.process.terminationStatus == 0)
+
+        let all = outputs.all
+        #expect(Set(all.compactMap(\.taskId)).isSuperset(of: Set(tasks)), "nothing lost")
+        let logs = first.log + second.log
+        #expect(logs.contains("pipeline stopped"), "the graceful path ran")
+        for key in [secret, eventSecret] {
+            #expect(!logs.contains(key), "a clientKey in a log line")
+            #expect(!all.contains { String(decoding: $0.value, as: UTF8.self).contains(key) }, "a clientKey in an output")
+        }
+        print("sigterm: exit after \(String(format: "%.1f", exitSeconds)) s, all outputs \(String(format: "%.1f", takeover)) s later, \(all.count) outputs for 2001 records, \(logs.split(separator: "\n").count) debug log lines without a key")
+        await outputs.close()
+        await harness.shutdown()
+    }
+
+    @Test("scale-out: 3 members over 12 partitions, a 4th joins, one stops, one is killed: every task ends")
+    func scaleOutAndRebalance() async throws {
+        var sim = SimulatorConfig()
+        sim.validKeys = [PipelineHarness.goodKey]
+        sim.solveTime = .init(median: 30, min: 5, max: 90)
+        let harness = try await PipelineHarness(partitions: 12, simulator: sim)
+        let tasks = harness.simulator.createTasks(count: 6_000, clientKey: PipelineHarness.goodKey)
+        let outputs = try harness.outputs()
+        var members = try (0..<3).map { _ in try RunProcess(harness: harness, group: "scale-group", key: PipelineHarness.goodKey) }
+        try await harness.publish(tasks.map { PipelineHarness.event(taskId: $0) }, partitions: 12)
+        try await waitUntil("first outputs", timeout: 120) { outputs.count >= 1_000 }
+        members.append(try RunProcess(harness: harness, group: "scale-group", key: PipelineHarness.goodKey))
+        try await waitUntil("more outputs after the join", timeout: 120) { outputs.count >= 2_500 }
+        #expect(members[0].terminate() < 30)
+        #expect(members[0].process.terminationStatus == 0)
+        members[1].kill9()
+        let killedAt = Date()
+        try await waitUntil("every task has an output", timeout: 180) { Set(outputs.all.compactMap(\.taskId)).count >= 6_000 }
+        let finishedAfterKill = Date().timeIntervalSince(killedAt)
+        for member in members[2...] { #expect(member.terminate() < 30) }
+        let all = outputs.all
+        #expect(Set(all.compactMap(\.taskId)) == Set(tasks), "nothing lost")
+        let duplicates = all.count - Set(all.compactMap(\.taskId)).count
+        print("scale-out: 6000 tasks over 12 partitions, 3 members + 1 joined, 1 SIGTERM, 1 kill -9: \(all.count) outputs, \(duplicates) duplicates, all done \(String(format: "%.1f", finishedAfterKill)) s after the kill")
+        await outputs.close()
+        await harness.shutdown()
+    }
+}
