@@ -14,6 +14,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // librdkafka from Debian's librdkafka-dev, found through pkg-config.
@@ -66,6 +68,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
+                // Observability: metrics facade, Prometheus registry, the /metrics + /health HTTP server.
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .executableTarget(
@@ -99,7 +107,20 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
-        .testTarget(name: "PollerTests", dependencies: ["Poller", "Kafka", "TaskAPI", "Simulator", "TestSupport"]),
+        .testTarget(
+            name: "PollerTests",
+            dependencies: [
+                "Poller", "Kafka", "TaskAPI", "Simulator", "TestSupport",
+                // HTTP GETs against the observability port.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        // Packaging checks (docker-compose.yml against the Compose schema, options that exist).
+        // No heavy dependencies: it reads files and runs python3 + the built ezpoll binary.
+        .testTarget(
+            name: "PackagingTests",
+            exclude: ["compose-spec.json", "check_compose.py"]
+        ),
     ],
     swiftLanguageModes: [.v5]
 )

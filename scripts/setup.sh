@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what ezpoll needs on a fresh Debian 12 machine with Swift: librdkafka-dev
-# (through apt, only when pkg-config cannot find it) and Python's jsonschema (only when missing).
+# (through apt, only when pkg-config cannot find it) and Python's jsonschema and PyYAML (only when missing).
 set -euo pipefail
 
 sudo_if_needed() {
@@ -17,4 +17,9 @@ fi
 if ! python3 -c 'import jsonschema, rfc3339_validator' >/dev/null 2>&1; then
   echo "setup: installing Python jsonschema and rfc3339-validator through pip" >&2
   python3 -m pip install --quiet jsonschema rfc3339-validator
+fi
+
+if ! python3 -c 'import yaml' >/dev/null 2>&1; then
+  echo "setup: installing Python PyYAML through pip" >&2
+  python3 -m pip install --quiet pyyaml
 fi

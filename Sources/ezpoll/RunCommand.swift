@@ -60,6 +60,10 @@ struct RunCommand: AsyncParsableCommand {
     var timeScale: Double?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. [EZPOLL_LOG_LEVEL, default info]")
     var logLevel: String?
+    @Option(help: "Port of GET /metrics (Prometheus), /health/live and /health/ready; 0 turns it off. [EZPOLL_METRICS_PORT, default 9464]")
+    var metricsPort: Int?
+    @Option(help: "Address the metrics/health port binds to. [EZPOLL_METRICS_HOST, default 0.0.0.0]")
+    var metricsHost: String?
     @Option(name: .customLong("kafka-config"), parsing: .singleValue,
             help: "A librdkafka property key=value, for consumer and producer (repeatable). [EZPOLL_KAFKA_CONFIG, ';'-separated]")
     var kafkaConfig: [String] = []
@@ -76,6 +80,16 @@ struct RunCommand: AsyncParsableCommand {
             await client.shutdown()
             throw error
         }
+        var observability: ObservabilityServer?
+        if settings.metricsPort != 0 {
+            do {
+                observability = try await ObservabilityServer.start(
+                    source: pipeline, host: settings.metricsHost, port: settings.metricsPort, logger: logger)
+            } catch {
+                await client.shutdown()
+                throw ValidationError("cannot serve metrics on \(settings.metricsHost):\(settings.metricsPort): \(error)")
+            }
+        }
         let signals = Task {
             let signal = await ShutdownSignal.wait()
             logger.info("signal received, shutting down", metadata: ["signal": "\(signal)"])
@@ -85,9 +99,11 @@ struct RunCommand: AsyncParsableCommand {
         do {
             try await pipeline.run()
         } catch {
+            await observability?.stop()
             await client.shutdown()
             throw error
         }
+        await observability?.stop()
         await client.shutdown()
     }
 }

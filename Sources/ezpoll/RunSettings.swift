@@ -10,6 +10,9 @@ struct RunSettings {
     var pipeline: Pipeline.Configuration
     var profile: ProviderProfile
     var logLevel: Logger.Level
+    /// The metrics/health port; 0: off.
+    var metricsPort: Int
+    var metricsHost: String
 
     static func resolve(_ options: RunCommand, environment env: [String: String]) throws -> RunSettings {
         func string(_ flag: String?, _ name: String, _ fallback: String) -> String { flag ?? env[name] ?? fallback }
@@ -85,7 +88,11 @@ struct RunSettings {
         pipeline.topics.solutions = string(options.solutionsTopic, "EZPOLL_SOLUTIONS_TOPIC", pipeline.topics.solutions)
         pipeline.topics.failures = string(options.failuresTopic, "EZPOLL_FAILURES_TOPIC", pipeline.topics.failures)
         pipeline.topics.deadLetters = string(options.deadLetterTopic, "EZPOLL_DEAD_LETTER_TOPIC", pipeline.topics.deadLetters)
-        return RunSettings(pipeline: pipeline, profile: profile, logLevel: logLevel)
+        let metricsPort = try number(options.metricsPort, "EZPOLL_METRICS_PORT") ?? 9464
+        guard (0...65_535).contains(metricsPort) else { throw ValidationError("--metrics-port must be 0...65535 (0 = off)") }
+        let metricsHost = string(options.metricsHost, "EZPOLL_METRICS_HOST", "0.0.0.0")
+        return RunSettings(pipeline: pipeline, profile: profile, logLevel: logLevel,
+                           metricsPort: metricsPort, metricsHost: metricsHost)
     }
 
     /// The default clientKey: the file if one is named, else EZPOLL_CLIENT_KEY, else none

@@ -32,6 +32,7 @@ struct ProcessReliabilityTests {
             environment["EZPOLL_BROKERS"] = harness.cluster.bootstrapServers
             environment["EZPOLL_GROUP_ID"] = group
             environment["EZPOLL_CLIENT_KEY"] = key
+            environment["EZPOLL_METRICS_PORT"] = "0" // several members on one host: no fixed metrics port
             process.environment = environment
             process.standardOutput = log
             process.standardError = log

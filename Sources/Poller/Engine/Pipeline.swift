@@ -37,25 +37,32 @@ public final class Pipeline: @unchecked Sendable {
     public let configuration: Configuration
     private let client: TaskResultClient
     private let logger: Logger
-    private let consumer: KafkaConsumer
+    let consumer: KafkaConsumer
     private let producer: KafkaProducer
     private let lock = NSLock()
     private var engine: PollingEngine
     private let counters = PipelineCounters()
     private let wakeup = Wakeup()
-    private let stopRequested = Flag()
+    let stopRequested = Flag()
+    /// Prometheus metrics and the state behind `/health` (Observability/).
+    public let metrics: PipelineMetrics
 
     public init(configuration: Configuration, client: TaskResultClient, logger: Logger,
-                eventHandler: KafkaClientEventHandler? = nil) throws {
+                eventHandler: KafkaClientEventHandler? = nil, metrics: PipelineMetrics = PipelineMetrics()) throws {
         self.configuration = configuration
         self.client = client
         self.logger = logger
+        self.metrics = metrics
         self.engine = PollingEngine(configuration: configuration.engine)
-        self.consumer = try KafkaConsumer(configuration: configuration.consumer, logger: logger, eventHandler: eventHandler)
-        self.producer = try KafkaProducer(configuration: configuration.producer, logger: logger, eventHandler: eventHandler)
+        let events: KafkaClientEventHandler = { event in
+            metrics.kafkaEvent(event)
+            eventHandler?(event)
+        }
+        self.consumer = try KafkaConsumer(configuration: configuration.consumer, logger: logger, eventHandler: events)
+        self.producer = try KafkaProducer(configuration: configuration.producer, logger: logger, eventHandler: events)
     }
 
-    private func withEngine<R>(_ body: (inout PollingEngine) -> R) -> R {
+    func withEngine<R>(_ body: (inout PollingEngine) -> R) -> R {
         lock.lock()
         defer { lock.unlock() }
         return body(&engine)
@@ -70,6 +77,7 @@ public final class Pipeline: @unchecked Sendable {
     /// flushed and their offsets stored, the consumer leaves the group.
     public func shutdown() {
         guard stopRequested.set() else { return }
+        metrics.stopping()
         logger.info("shutdown requested")
         wakeup.signal()
     }
@@ -78,6 +86,8 @@ public final class Pipeline: @unchecked Sendable {
     public func run() async throws {
         consumer.setRebalanceHandler { [unowned self] event in rebalanced(event) }
         try consumer.subscribe(topics: [configuration.topics.input])
+        metrics.started()
+        defer { metrics.stopping() }
         logger.info("pipeline started", metadata: [
             "input": "\(configuration.topics.input)", "group": "\(configuration.consumer.groupID)",
             "provider": "\(configuration.engine.defaultProvider)",
@@ -111,6 +121,7 @@ public final class Pipeline: @unchecked Sendable {
         for await batch in consumer.batches {
             if stopRequested.isSet { continue } // left untracked: the next owner reads them
             counters.consumed(batch.count)
+            metrics.consumed(batch)
             let now = WallClock.now()
             let actions = withEngine { engine in
                 var actions: [PollingEngine.Action] = []
@@ -149,7 +160,9 @@ public final class Pipeline: @unchecked Sendable {
     }
 
     private func poll(_ handle: TaskHandle, taskId: String, key: ClientKey) async {
+        let started = ContinuousClock.now
         let outcome = await client.getTaskResult(taskId: taskId, clientKey: key)
+        metrics.polled(outcome, duration: ContinuousClock.now - started)
         let now = WallClock.now()
         let actions = withEngine { $0.callCompleted(handle, clientKey: key, outcome: PollOutcome(outcome), now: now) }
         wakeup.signal()
@@ -174,9 +187,11 @@ public final class Pipeline: @unchecked Sendable {
                 consumer.resumeAll()
             case .banned(let until):
                 logger.error("ERROR_IP_BANNED: every call paused", metadata: ["until": "\(until)"])
+                metrics.ipBanned(until: until, now: WallClock.now())
             case .keyDisabled(let key, let code):
                 logger.error("account error: no more calls with this key; its tasks fail",
                              metadata: ["key": "\(key.fingerprint)", "errorCode": "\(code)"])
+                metrics.accountDisabled()
             case .slowdownChanged(let factor):
                 logger.warning("API error rate changed the polling slowdown", metadata: ["factor": "\(factor)"])
             case .call, .publishSolution, .publishFailure, .publishDeadLetter:
@@ -192,12 +207,15 @@ public final class Pipeline: @unchecked Sendable {
             switch action {
             case .publishSolution(let handle, let message):
                 counters.solved()
+                metrics.finished(failure: nil, createdAt: message.context.createdAt, now: WallClock.now())
                 await publish(.task(handle), record(message.context.taskId, message.jsonBytes(), configuration.topics.solutions, .solution))
             case .publishFailure(let handle, let message):
                 counters.failed(message.reason)
+                metrics.finished(failure: message.reason, createdAt: message.context.createdAt, now: WallClock.now())
                 await publish(.task(handle), record(message.context.taskId, message.jsonBytes(), configuration.topics.failures, .failure))
             case .publishDeadLetter(let token, let message):
                 counters.deadLettered(message.reason.code)
+                metrics.deadLettered(message.reason.code)
                 await publish(.deadLetter(token), KafkaOutgoingRecord(
                     topic: configuration.topics.deadLetters, key: message.recordKey, value: message.jsonBytes(),
                     headers: [KafkaHeader(name: MessageSchema.headerKey, string: MessageSchema.deadLetter.headerValue)]))
@@ -212,6 +230,7 @@ public final class Pipeline: @unchecked Sendable {
         guard !offsets.isEmpty else { return }
         do {
             try consumer.storeOffsets(offsets)
+            metrics.stored(offsets)
         } catch {
             // The partition went away meanwhile: its new owner starts from the last stored watermark.
             logger.debug("offset store skipped: \(error)")
@@ -241,6 +260,7 @@ public final class Pipeline: @unchecked Sendable {
                 switch result {
                 case .success:
                     counters.acknowledged()
+                    metrics.delivered(topic: outgoing.topic, success: true)
                     let actions = withEngine { engine in
                         switch acknowledges {
                         case .task(let handle): return engine.published(handle)
@@ -249,6 +269,7 @@ public final class Pipeline: @unchecked Sendable {
                     }
                     perform(actions)
                 case .failure(let error):
+                    metrics.delivered(topic: outgoing.topic, success: false)
                     logger.error("result not delivered, retrying", metadata: ["topic": "\(outgoing.topic)", "error": "\(error)"])
                     Task {
                         try? await Task.sleep(for: .seconds(1))
@@ -267,6 +288,7 @@ public final class Pipeline: @unchecked Sendable {
         switch event {
         case .assigned(let partitions):
             perform(withEngine { $0.assigned(partitions.map { PartitionID(topic: $0.topic, partition: $0.partition) }) })
+            metrics.assigned()
             logger.info("partitions assigned", metadata: ["partitions": "\(partitions.sorted())"])
         case .revoked(let partitions, let lost):
             let actions = withEngine { $0.revoked(partitions.map { PartitionID(topic: $0.topic, partition: $0.partition) }) }
@@ -276,6 +298,7 @@ public final class Pipeline: @unchecked Sendable {
             } else {
                 perform(actions)
             }
+            metrics.revoked(Array(partitions))
             logger.info("partitions revoked", metadata: ["partitions": "\(partitions.sorted())", "lost": "\(lost)"])
         }
     }

@@ -1,0 +1,60 @@
+import Foundation
+import Kafka
+
+/// What the observability server asks of a pipeline.
+public protocol ObservabilitySource: Sendable {
+    /// The Prometheus text exposition (state gauges sampled now).
+    func metricsExposition() -> [UInt8]
+    /// Liveness and readiness now.
+    func health() -> PipelineHealth
+}
+
+extension Pipeline: ObservabilitySource {
+    public func metricsExposition() -> [UInt8] {
+        _ = refreshMetrics()
+        return metrics.exposition()
+    }
+
+    public func health() -> PipelineHealth {
+        refreshMetrics()
+    }
+
+    /// Samples the engine's state into the gauges and returns the health it implies.
+    /// While brokers are reported down it also starts a probe (one at a time): a
+    /// committed-offsets request to the group coordinator; an answer clears the flag.
+    @discardableResult
+    public func refreshMetrics() -> PipelineHealth {
+        let now = WallClock.now()
+        let state = withEngine { engine in
+            (inFlight: engine.inFlightCount, calls: engine.callsInProgress, paused: engine.isFetchingPaused,
+             bannedUntil: engine.gate.ban.pausedUntil.flatMap { $0 > now ? $0 : nil },
+             deadKeys: engine.gate.breaker.deadKeyCount, slowdown: engine.gate.slowdown)
+        }
+        let assigned = assignedPartitions.count
+        var lifecycle = metrics.currentLifecycle
+        if stopRequested.isSet { lifecycle = .stopping }
+        let kafka = metrics.kafkaState
+        let health = PipelineHealth(lifecycle: lifecycle, assignedPartitions: assigned, kafka: kafka, bannedUntil: state.bannedUntil)
+
+        metrics.tasksInFlight.record(state.inFlight)
+        metrics.callsInProgress.record(state.calls)
+        metrics.inputPaused.record(state.paused ? 1 : 0)
+        metrics.pausedPartitions.record(state.paused ? assigned : 0)
+        metrics.assignedPartitions.record(assigned)
+        metrics.ipBanActive.record(state.bannedUntil == nil ? 0 : 1)
+        metrics.ipBanRemaining.record(state.bannedUntil.map { Double(($0 - now).milliseconds) / 1_000 } ?? 0)
+        metrics.accountsDisabled.record(state.deadKeys)
+        metrics.pollSlowdown.record(state.slowdown)
+        metrics.brokersDown.record(kafka.brokersDown ? 1 : 0)
+        metrics.ready.record(health.isReady ? 1 : 0)
+
+        if kafka.brokersDown, lifecycle == .running, metrics.beginProbe() {
+            let probe = TopicPartition(configuration.topics.input, 0)
+            Task { [consumer, metrics] in
+                let reached = (try? await consumer.committedOffsets(for: [probe], timeoutMs: 2_000)) != nil
+                metrics.endProbe(reached: reached)
+            }
+        }
+        return health
+    }
+}

@@ -1,0 +1,360 @@
+import class Foundation.NSLock
+import Kafka
+import Metrics
+import class Prometheus.PrometheusCollectorRegistry
+import struct Prometheus.PrometheusMetricsFactory
+import TaskAPI
+
+/// The pipeline's metrics, emitted through swift-metrics into a Prometheus registry of
+/// its own (one per pipeline, so tests and several pipelines in one process never share
+/// series). The driver calls the event methods below; the gauges that describe state
+/// (in flight, paused, ban, assignment) are sampled from the engine at scrape time by
+/// `Pipeline.refreshMetrics()`.
+///
+/// Label values are closed sets (outcome classes, reason codes) or topic names and
+/// partition numbers: never a clientKey, a fingerprint or a taskId.
+public final class PipelineMetrics: @unchecked Sendable {
+    /// Metric names (Prometheus conventions: `ezpoll_` prefix, `_total` counters, `_seconds` durations).
+    public enum Name {
+        public static let recordsConsumed = "ezpoll_records_consumed_total"
+        public static let deadLetters = "ezpoll_dead_letters_total"
+        public static let tasksSolved = "ezpoll_tasks_solved_total"
+        public static let taskFailures = "ezpoll_task_failures_total"
+        public static let polls = "ezpoll_polls_total"
+        public static let httpRequestDuration = "ezpoll_http_request_duration_seconds"
+        public static let resultsPublished = "ezpoll_results_published_total"
+        public static let publishErrors = "ezpoll_publish_errors_total"
+        public static let creationToResult = "ezpoll_creation_to_result_seconds"
+        public static let ipBans = "ezpoll_ip_bans_total"
+        public static let accountsDisabledTotal = "ezpoll_accounts_disabled_total"
+        public static let kafkaClientEvents = "ezpoll_kafka_client_events_total"
+        public static let tasksInFlight = "ezpoll_tasks_in_flight"
+        public static let callsInProgress = "ezpoll_calls_in_progress"
+        public static let inputPaused = "ezpoll_input_paused"
+        public static let pausedPartitions = "ezpoll_paused_partitions"
+        public static let assignedPartitions = "ezpoll_assigned_partitions"
+        public static let ipBanActive = "ezpoll_ip_ban_active"
+        public static let ipBanRemaining = "ezpoll_ip_ban_remaining_seconds"
+        public static let accountsDisabled = "ezpoll_accounts_disabled"
+        public static let pollSlowdown = "ezpoll_poll_slowdown_factor"
+        public static let brokersDown = "ezpoll_kafka_brokers_down"
+        public static let ready = "ezpoll_ready"
+        public static let watermarkLag = "ezpoll_partition_watermark_lag"
+        public static let consumedOffset = "ezpoll_partition_consumed_offset"
+        public static let storedOffset = "ezpoll_partition_stored_offset"
+    }
+
+    /// The class of one getTaskResult answer (the `outcome` label).
+    public enum OutcomeClass: String, CaseIterable, Sendable {
+        case processing, ready, transient
+        case taskError = "task_error"
+        case accountError = "account_error"
+        case ipBanned = "ip_banned"
+
+        public init(_ outcome: TaskOutcome) {
+            switch outcome {
+            case .processing: self = .processing
+            case .ready: self = .ready
+            case .failed(.transient, _, _): self = .transient
+            case .failed(.task, _, _): self = .taskError
+            case .failed(.account, _, _): self = .accountError
+            case .failed(.ban, _, _): self = .ipBanned
+            }
+        }
+    }
+
+    /// Where the Kafka clients stand, as far as readiness cares.
+    public struct KafkaState: Sendable, Hashable {
+        /// librdkafka reported all brokers down and nothing has reached a broker since.
+        public var brokersDown = false
+        /// A fatal client error (the instance cannot go on).
+        public var fatalError: String?
+    }
+
+    public let registry: PrometheusCollectorRegistry
+    let factory: PrometheusMetricsFactory
+
+    private let recordsConsumed: Counter
+    private let deadLetters: [DeadLetterReason.Code: Counter]
+    private let tasksSolved: Counter
+    private let taskFailures: [FailureReason: Counter]
+    private let polls: [OutcomeClass: Counter]
+    private let httpRequestDuration: [OutcomeClass: Timer]
+    private let solvedLatency: Timer
+    private let failedLatency: Timer
+    private let ipBans: Counter
+    private let accountsDisabledTotal: Counter
+    let tasksInFlight: Gauge
+    let callsInProgress: Gauge
+    let inputPaused: Gauge
+    let pausedPartitions: Gauge
+    let assignedPartitions: Gauge
+    let ipBanActive: Gauge
+    let ipBanRemaining: Gauge
+    let accountsDisabled: Gauge
+    let pollSlowdown: Gauge
+    let brokersDown: Gauge
+    let ready: Gauge
+
+    private struct PartitionState {
+        var consumedEnd: Int64
+        var stored: Int64?
+        var lag: Gauge
+        var consumed: Gauge
+        var storedGauge: Gauge
+    }
+
+    private let lock = NSLock()
+    private var partitions: [TopicPartition: PartitionState] = [:]
+    private var published: [String: Counter] = [:]
+    private var publishErrors: [String: Counter] = [:]
+    private var kafkaEvents: [String: Counter] = [:]
+    private var kafka = KafkaState()
+    private var lifecycle = PipelineHealth.Lifecycle.starting
+    private var probing = false
+    private var banUntil: Timestamp?
+
+    /// Buckets of `ezpoll_http_request_duration_seconds`.
+    public static let httpBuckets: [Duration] = [
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2_500), .seconds(5), .seconds(10), .seconds(30),
+    ]
+    /// Buckets of `ezpoll_creation_to_result_seconds` (results come in 10–80 s; the window is 300 s).
+    public static let creationToResultBuckets: [Duration] = [
+        .milliseconds(100), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(15),
+        .seconds(20), .seconds(30), .seconds(45), .seconds(60), .seconds(90), .seconds(120), .seconds(180),
+        .seconds(240), .seconds(300), .seconds(600),
+    ]
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets = [
+            Name.httpRequestDuration: Self.httpBuckets,
+            Name.creationToResult: Self.creationToResultBuckets,
+        ]
+        self.factory = factory
+        func counter(_ name: String, _ dimensions: [(String, String)] = []) -> Counter {
+            Counter(label: name, dimensions: dimensions, factory: factory)
+        }
+        func gauge(_ name: String) -> Gauge {
+            let gauge = Gauge(label: name, factory: factory)
+            gauge.record(0)
+            return gauge
+        }
+        recordsConsumed = counter(Name.recordsConsumed)
+        deadLetters = Dictionary(uniqueKeysWithValues: DeadLetterReason.Code.allCases.map {
+            ($0, counter(Name.deadLetters, [("reason", $0.rawValue)]))
+        })
+        tasksSolved = counter(Name.tasksSolved)
+        taskFailures = Dictionary(uniqueKeysWithValues: FailureReason.allCases.map {
+            ($0, counter(Name.taskFailures, [("reason", $0.rawValue)]))
+        })
+        polls = Dictionary(uniqueKeysWithValues: OutcomeClass.allCases.map {
+            ($0, counter(Name.polls, [("outcome", $0.rawValue)]))
+        })
+        httpRequestDuration = Dictionary(uniqueKeysWithValues: OutcomeClass.allCases.map {
+            ($0, Timer(label: Name.httpRequestDuration, dimensions: [("outcome", $0.rawValue)], factory: factory))
+        })
+        solvedLatency = Timer(label: Name.creationToResult, dimensions: [("result", "solved")], factory: factory)
+        failedLatency = Timer(label: Name.creationToResult, dimensions: [("result", "failed")], factory: factory)
+        ipBans = counter(Name.ipBans)
+        accountsDisabledTotal = counter(Name.accountsDisabledTotal)
+        tasksInFlight = gauge(Name.tasksInFlight)
+        callsInProgress = gauge(Name.callsInProgress)
+        inputPaused = gauge(Name.inputPaused)
+        pausedPartitions = gauge(Name.pausedPartitions)
+        assignedPartitions = gauge(Name.assignedPartitions)
+        ipBanActive = gauge(Name.ipBanActive)
+        ipBanRemaining = gauge(Name.ipBanRemaining)
+        accountsDisabled = gauge(Name.accountsDisabled)
+        pollSlowdown = gauge(Name.pollSlowdown)
+        pollSlowdown.record(1)
+        brokersDown = gauge(Name.brokersDown)
+        ready = gauge(Name.ready)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    public func exposition() -> [UInt8] { registry.emitToBuffer() }
+
+    private func withLock<R>(_ body: () -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return body()
+    }
+
+    // MARK: Events from the driver
+
+    /// A batch of input records arrived (before decoding).
+    func consumed(_ batch: [KafkaRecord]) {
+        guard !batch.isEmpty else { return }
+        recordsConsumed.increment(by: batch.count)
+        var ends: [TopicPartition: Int64] = [:]
+        for record in batch {
+            ends[record.topicPartition] = max(ends[record.topicPartition] ?? .min, record.offset + 1)
+        }
+        withLock {
+            kafka.brokersDown = false // data came from a broker
+            for (partition, end) in ends {
+                if var state = partitions[partition] {
+                    state.consumedEnd = max(state.consumedEnd, end)
+                    partitions[partition] = state
+                } else {
+                    // The first record read after assignment starts where the last owner's watermark was.
+                    let first = batch.lazy.filter { $0.topicPartition == partition }.map(\.offset).min() ?? end
+                    partitions[partition] = makePartitionState(partition, consumedEnd: end, stored: first)
+                }
+                updateOffsetGauges(partition)
+            }
+        }
+    }
+
+    /// Offsets (next to read) were stored for these partitions.
+    func stored(_ offsets: [TopicPartitionOffset]) {
+        withLock {
+            for stored in offsets {
+                guard var state = partitions[stored.topicPartition] else { continue }
+                state.stored = max(state.stored ?? .min, stored.offset)
+                partitions[stored.topicPartition] = state
+                updateOffsetGauges(stored.topicPartition)
+            }
+        }
+    }
+
+    /// Partitions were revoked: their series go away (the new owner reports them).
+    func revoked(_ revoked: [TopicPartition]) {
+        let states = withLock { revoked.compactMap { partitions.removeValue(forKey: $0) } }
+        for state in states {
+            state.lag.destroy()
+            state.consumed.destroy()
+            state.storedGauge.destroy()
+        }
+    }
+
+    /// Partitions were assigned: the group coordinator answered.
+    func assigned() {
+        withLock { kafka.brokersDown = false }
+    }
+
+    private func makePartitionState(_ partition: TopicPartition, consumedEnd: Int64, stored: Int64?) -> PartitionState {
+        let dimensions = [("topic", partition.topic), ("partition", String(partition.partition))]
+        return PartitionState(
+            consumedEnd: consumedEnd, stored: stored,
+            lag: Gauge(label: Name.watermarkLag, dimensions: dimensions, factory: factory),
+            consumed: Gauge(label: Name.consumedOffset, dimensions: dimensions, factory: factory),
+            storedGauge: Gauge(label: Name.storedOffset, dimensions: dimensions, factory: factory))
+    }
+
+    /// Under the lock.
+    private func updateOffsetGauges(_ partition: TopicPartition) {
+        guard let state = partitions[partition] else { return }
+        state.consumed.record(state.consumedEnd)
+        if let stored = state.stored {
+            state.storedGauge.record(stored)
+            state.lag.record(max(0, state.consumedEnd - stored))
+        } else {
+            state.lag.record(0)
+        }
+    }
+
+    /// One getTaskResult call finished after `duration`.
+    func polled(_ outcome: TaskOutcome, duration: Duration) {
+        let outcomeClass = OutcomeClass(outcome)
+        polls[outcomeClass]?.increment()
+        let (seconds, attoseconds) = duration.components
+        httpRequestDuration[outcomeClass]?.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    /// A task ended (its output is being published); `createdAt` is the task's creation time.
+    func finished(failure: FailureReason?, createdAt: Timestamp, now: Timestamp) {
+        if let failure {
+            taskFailures[failure]?.increment()
+        } else {
+            tasksSolved.increment()
+        }
+        let milliseconds = max(0, now.millisecondsSinceEpoch - createdAt.millisecondsSinceEpoch)
+        (failure == nil ? solvedLatency : failedLatency).recordMilliseconds(milliseconds)
+    }
+
+    func deadLettered(_ code: DeadLetterReason.Code) {
+        deadLetters[code]?.increment()
+    }
+
+    /// The broker acknowledged an output on `topic` (or refused it).
+    func delivered(topic: String, success: Bool) {
+        let counter = withLock { () -> Counter in
+            if success { kafka.brokersDown = false }
+            let name = success ? Name.resultsPublished : Name.publishErrors
+            if let existing = success ? published[topic] : publishErrors[topic] { return existing }
+            let made = Counter(label: name, dimensions: [("topic", topic)], factory: factory)
+            if success { published[topic] = made } else { publishErrors[topic] = made }
+            return made
+        }
+        counter.increment()
+    }
+
+    /// An IP-ban pause began or was extended until `until`; counts distinct pauses only.
+    func ipBanned(until: Timestamp, now: Timestamp) {
+        let isNew = withLock { () -> Bool in
+            defer { banUntil = until }
+            return banUntil.map { $0 <= now } ?? true
+        }
+        if isNew { ipBans.increment() }
+    }
+
+    func accountDisabled() { accountsDisabledTotal.increment() }
+
+    /// librdkafka's client events (wired into the consumer's and producer's event handler).
+    public func kafkaEvent(_ event: KafkaClientEvent) {
+        let kind: String
+        switch event {
+        case .error: kind = "error"
+        case .allBrokersDown: kind = "all_brokers_down"
+        case .fatal: kind = "fatal"
+        }
+        let counter = withLock { () -> Counter in
+            switch event {
+            case .allBrokersDown: kafka.brokersDown = true
+            case .fatal(let error): kafka.fatalError = error.message
+            case .error: break
+            }
+            if let existing = kafkaEvents[kind] { return existing }
+            let made = Counter(label: Name.kafkaClientEvents, dimensions: [("event", kind)], factory: factory)
+            kafkaEvents[kind] = made
+            return made
+        }
+        counter.increment()
+    }
+
+    public var kafkaState: KafkaState { withLock { kafka } }
+
+    // MARK: Lifecycle (for readiness)
+
+    /// `run()` subscribed.
+    func started() { withLock { lifecycle = .running } }
+    /// `shutdown()` was requested or `run()` returned.
+    func stopping() { withLock { lifecycle = .stopping } }
+    var currentLifecycle: PipelineHealth.Lifecycle { withLock { lifecycle } }
+
+    /// Claims the one broker probe that may run at a time; false if one is running.
+    func beginProbe() -> Bool {
+        withLock {
+            if probing { return false }
+            probing = true
+            return true
+        }
+    }
+
+    func endProbe(reached: Bool) {
+        withLock {
+            probing = false
+            if reached { kafka.brokersDown = false }
+        }
+    }
+
+    /// Per-partition watermark lag: records consumed whose offsets are not stored yet
+    /// (what a crash would replay).
+    public var watermarkLag: [TopicPartition: Int64] {
+        withLock { partitions.mapValues { max(0, $0.consumedEnd - ($0.stored ?? $0.consumedEnd)) } }
+    }
+}
