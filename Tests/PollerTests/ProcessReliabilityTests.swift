@@ -127,14 +127,14 @@ struct ProcessReliabilityTests {
 
         let exitSeconds = first.terminate()
         let stoppedAt = Date()
-        #expect(first.process.terminationStatus == 0)
+        #expect(first.process.terminationStatus == 0, "exit status \(first.process.terminationStatus); last log lines:\n\(first.log.split(separator: "\n").suffix(15).joined(separator: "\n"))")
         #expect(exitSeconds < 30, "exit within the shutdown bound: \(exitSeconds) s")
         // The remaining member takes over at once (the leaver left the group; no
         // session timeout to wait for) and finishes everything.
         try await waitUntil("every record has an output", timeout: 180) { Set(outputs.all.compactMap { $0.key }).count >= 2_001 }
         let takeover = Date().timeIntervalSince(stoppedAt)
         #expect(second.terminate() < 30)
-        #expect(second.process.terminationStatus == 0)
+        #expect(second.process.terminationStatus == 0, "exit status \(second.process.terminationStatus); last log lines:\n\(second.log.split(separator: "\n").suffix(15).joined(separator: "\n"))")
 
         let all = outputs.all
         #expect(Set(all.compactMap(\.taskId)).isSuperset(of: Set(tasks)), "nothing lost")
