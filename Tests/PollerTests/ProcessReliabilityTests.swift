@@ -176,4 +176,23 @@ struct ProcessReliabilityTests {
         await outputs.close()
         await harness.shutdown()
     }
+
+    @Test("ezpoll demo with a small task count exits 0 and accounts for every task")
+    func demo() throws {
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = ["demo", "--tasks", "300"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(output)")
+        let records = output.split(separator: "\n").first { $0.hasPrefix("records in") }
+        let count = records.flatMap { Int($0.split(separator: " ").last ?? "") }
+        #expect((count ?? 0) >= 300, "the summary counts every input record: \(records ?? "none")")
+        #expect(output.contains("missing / duplicated outputs        0 / 0"), "\(output)")
+        #expect(output.contains("ok: every one of the \(count ?? -1) input records got exactly one output"), "\(output)")
+    }
 }
