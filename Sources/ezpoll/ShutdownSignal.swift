@@ -1,17 +1,18 @@
 import Foundation
+import Poller
 
 /// Waits for SIGINT or SIGTERM (through Dispatch signal sources, not a handler that
 /// runs arbitrary code in signal context).
 enum ShutdownSignal {
     static func wait() async -> Int32 {
         await withCheckedContinuation { continuation in
-            let once = Once()
+            let once = OnceFlag()
             var sources: [DispatchSourceSignal] = []
             for sig in [SIGINT, SIGTERM] {
                 signal(sig, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
                 source.setEventHandler {
-                    if once.claim() {
+                    if once.set() {
                         sources.forEach { $0.cancel() }
                         continuation.resume(returning: sig)
                     }
@@ -22,15 +23,4 @@ enum ShutdownSignal {
         }
     }
 
-    private final class Once: @unchecked Sendable {
-        private let lock = NSLock()
-        private var done = false
-        func claim() -> Bool {
-            lock.lock()
-            defer { lock.unlock() }
-            if done { return false }
-            done = true
-            return true
-        }
-    }
 }

@@ -43,7 +43,7 @@ public final class Pipeline: @unchecked Sendable {
     private var engine: PollingEngine
     private let counters = PipelineCounters()
     private let wakeup = Wakeup()
-    let stopRequested = Flag()
+    let stopRequested = OnceFlag()
     /// Prometheus metrics and the state behind `/health` (Observability/).
     public let metrics: PipelineMetrics
 
@@ -304,19 +304,22 @@ public final class Pipeline: @unchecked Sendable {
     }
 }
 
-/// A one-way flag.
-final class Flag: @unchecked Sendable {
+/// A one-way flag, safe from any thread.
+public final class OnceFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
+
+    public init() {}
+
     /// Sets the flag; false if it was already set.
-    func set() -> Bool {
+    public func set() -> Bool {
         lock.lock()
         defer { lock.unlock() }
         if value { return false }
         value = true
         return true
     }
-    var isSet: Bool {
+    public var isSet: Bool {
         lock.lock()
         defer { lock.unlock() }
         return value
