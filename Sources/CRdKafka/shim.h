@@ -34,4 +34,14 @@ static inline rd_kafka_resp_err_t ezpoll_produce(rd_kafka_t *rk,
                                  RD_KAFKA_V_END);
 }
 
+/// rd_kafka_mock_broker_push_request_error_rtts is variadic; this pushes one
+/// (error, delay) pair for the next request of `api_key` that `broker_id` serves.
+static inline rd_kafka_resp_err_t ezpoll_mock_push_error_rtt(rd_kafka_mock_cluster_t *mcluster,
+                                                             int32_t broker_id,
+                                                             int16_t api_key,
+                                                             rd_kafka_resp_err_t err,
+                                                             int rtt_ms) {
+        return rd_kafka_mock_broker_push_request_error_rtts(mcluster, broker_id, api_key, 1, err, rtt_ms);
+}
+
 #endif

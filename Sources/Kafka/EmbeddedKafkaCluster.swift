@@ -115,6 +115,16 @@ public final class EmbeddedKafkaCluster: @unchecked Sendable {
         }
     }
 
+    /// The next `count` responses of broker `brokerID` to requests of type `apiKey`
+    /// are held back `milliseconds` each (they succeed, late).
+    public func delayResponses(_ apiKey: APIKey, broker brokerID: Int32, count: Int = 1, milliseconds: Int) throws {
+        for _ in 0..<count {
+            try check("delay \(apiKey.rawValue) on broker \(brokerID)", try withCluster("delay responses") {
+                ezpoll_mock_push_error_rtt($0, brokerID, apiKey.rawValue, RD_KAFKA_RESP_ERR_NO_ERROR, Int32(milliseconds))
+            })
+        }
+    }
+
     /// Forgets errors pushed for `apiKey` that have not fired yet.
     public func clearRequestErrors(_ apiKey: APIKey) throws {
         try withCluster("clear request errors") { rd_kafka_mock_clear_request_errors($0, apiKey.rawValue) }

@@ -36,7 +36,33 @@ extension KafkaConsumer {
             }
             if !records.isEmpty { buffer.push(records) }
         }
+        awaitFirstAssignmentBeforeClose(rk)
         shutDownConsumer(rk)
+    }
+
+    /// librdkafka 2.0.2 aborts (`assignor_state` assertion) when a cooperative-sticky
+    /// consumer is closed after the group answered its JoinGroup, so an assignor was
+    /// chosen, but before the first assignment gave that assignor its state (librdkafka
+    /// #4312, fixed in 2.2.1). Such a member keeps serving the group until the
+    /// assignment arrives, for at most the session timeout; records fetched meanwhile are
+    /// dropped unstored, so they stay in the log for the next owner. A member that never
+    /// had a JoinGroup answer (no member id) has no assignor and closes at once.
+    private func awaitFirstAssignmentBeforeClose(_ rk: OpaquePointer) {
+        guard !lock.withLock({ hasBeenAssigned }), Self.hasMemberID(rk) else { return }
+        logger.info("closing before the first assignment: waiting for it first")
+        let deadline = Date().addingTimeInterval(Double(configuration.sessionTimeoutMs) / 1000)
+        while !lock.withLock({ hasBeenAssigned }) && Date() < deadline {
+            if let message = rd_kafka_consumer_poll(rk, 100) { rd_kafka_message_destroy(message) }
+        }
+        if !lock.withLock({ hasBeenAssigned }) {
+            logger.warning("no assignment within the session timeout; closing anyway")
+        }
+    }
+
+    private static func hasMemberID(_ rk: OpaquePointer) -> Bool {
+        guard let id = rd_kafka_memberid(rk) else { return false }
+        defer { rd_kafka_mem_free(rk, id) }
+        return id.pointee != 0
     }
 
     /// Converts one message to a record (or reports its error) and destroys it.

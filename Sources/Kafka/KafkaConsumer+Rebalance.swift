@@ -17,6 +17,7 @@ extension KafkaConsumer {
             let (toPause, toResume, handler) = lock.withLock {
                 if cooperative { assignment.formUnion(partitions) } else { assignment = Set(partitions) }
                 rebalanceGeneration += 1
+                hasBeenAssigned = true
                 let paused = partitions.filter { pauseAllAssigned || pausedPartitions.contains($0) }
                 let running = partitions.filter { !(pauseAllAssigned || pausedPartitions.contains($0)) }
                 return (paused, running, rebalanceHandler)

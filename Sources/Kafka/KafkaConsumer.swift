@@ -44,6 +44,8 @@ public final class KafkaConsumer: @unchecked Sendable {
     var pauseAllAssigned = false
     var rebalanceHandler: RebalanceHandler?
     var rebalanceGeneration = 0
+    /// Whether an assignment (even an empty one) has reached this member yet.
+    var hasBeenAssigned = false
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
 
     var clientHandle: OpaquePointer { client.handle }

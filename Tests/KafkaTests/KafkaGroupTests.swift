@@ -1,5 +1,6 @@
 import Foundation
 import Kafka
+import Logging
 import Testing
 import TestSupport
 
@@ -173,5 +174,30 @@ struct KafkaGroupTests {
         await probeRecords.finish()
         await collector.finish()
         await producer.close()
+    }
+
+    @Test("closing between the JoinGroup answer and the first assignment does not abort (librdkafka #4312)")
+    func closeBeforeFirstAssignment() async throws {
+        let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)
+        defer { cluster.stop() }
+        try cluster.createTopic("early-close", partitions: 2)
+        // Hold back the answer to SyncGroup, so the consumer has chosen its assignor
+        // (JoinGroup answered) but has no assignor state yet (no assignment) when it closes.
+        try cluster.delayResponses(.syncGroup, broker: 1, milliseconds: 3_000)
+        let store = CapturingLogHandler.Store()
+        var logger = Logger(label: "ezpoll.tests.kafka") { CapturingLogHandler(store: store, label: $0) }
+        logger.logLevel = .debug
+        var config = consumerConfig(cluster, group: "early-close-group")
+        config.properties["debug"] = "cgrp"
+        var consumer: KafkaConsumer? = try KafkaConsumer(configuration: config, logger: logger)
+        try consumer!.subscribe(topics: ["early-close"])
+        try await waitUntil("JoinGroup answered") { store.all.contains { $0.contains("JoinGroup response: GenerationId") } }
+        #expect(!store.all.contains { $0.contains("SyncGroup response") }, "the SyncGroup answer is still held back")
+
+        // librdkafka 2.0.2 asserts on the missing assignor state when this consumer is
+        // closed and destroyed now: the whole test process would abort here.
+        await consumer!.close()
+        consumer = nil
+        #expect(store.all.contains { $0.contains("SyncGroup response") }, "close waited for the first assignment")
     }
 }

@@ -127,14 +127,10 @@ struct ProcessReliabilityTests {
 
         let exitSeconds = first.terminate()
         let stoppedAt = Date()
-        // Known issue (librdkafka 2.0.2): about one run in four, the process leaving on SIGTERM
-        // while the group is mid-rebalance aborts inside librdkafka's cooperative assignor
-        // (SIGABRT, "assignor_state" on the stack) during rd_kafka_consumer_close. Nothing is
-        // lost (asserted below); the exit status check stays and reports it as intermittent.
+        // A member that leaves before its first assignment must not abort in librdkafka
+        // 2.0.2's cooperative assignor (#4312): the consumer waits for that assignment.
         let firstStatus = first.process.terminationStatus
-        withKnownIssue("librdkafka aborts in consumer close during a cooperative rebalance", isIntermittent: true) {
-            #expect(firstStatus == 0, "exit status \(firstStatus); last log lines:\n\(first.log.split(separator: "\n").suffix(15).joined(separator: "\n"))")
-        }
+        #expect(firstStatus == 0, "exit status \(firstStatus); last log lines:\n\(first.log.split(separator: "\n").suffix(15).joined(separator: "\n"))")
         #expect(exitSeconds < 30, "exit within the shutdown bound: \(exitSeconds) s")
         // The remaining member takes over at once (the leaver left the group; no
         // session timeout to wait for) and finishes everything.

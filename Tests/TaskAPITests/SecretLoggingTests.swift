@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Logging
 import NIOCore
 import Testing
+import TestSupport
 @testable import Simulator
 @testable import TaskAPI
 

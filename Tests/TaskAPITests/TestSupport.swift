@@ -1,5 +1,4 @@
 import Logging
-import NIOConcurrencyHelpers
 import Simulator
 import TaskAPI
 import Testing
@@ -35,31 +34,6 @@ func withSimulator(
 func fastClientConfig() -> TaskResultClient.Configuration {
     TaskResultClient.Configuration(connectTimeout: .seconds(5), readTimeout: .seconds(20), requestTimeout: .seconds(30),
                                    maxConnectionsPerHost: 8)
-}
-
-/// A LogHandler that keeps every rendered line (message, metadata, source) in memory.
-struct CapturingLogHandler: LogHandler {
-    final class Store: Sendable {
-        let lines = NIOLockedValueBox<[String]>([])
-        var all: [String] { lines.withLockedValue { $0 } }
-    }
-
-    let store: Store
-    let label: String
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        let merged = self.metadata.merging(event.metadata ?? [:]) { _, new in new }
-        let rendered = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        let error = event.error.map { " error=\($0)" } ?? ""
-        store.lines.withLockedValue { $0.append("\(event.level) \(label) [\(event.source)] \(event.message) \(rendered)\(error)") }
-    }
 }
 
 /// Checks a failure's class and code (not its description).

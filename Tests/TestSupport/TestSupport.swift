@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 
 /// Waits until `condition` holds, checking every 20 ms, or records an issue and
@@ -32,4 +33,37 @@ public final class Locked<Value>: @unchecked Sendable {
     }
 
     public var current: Value { withLock { $0 } }
+}
+
+/// A LogHandler that keeps every rendered line (level, label, source, message,
+/// metadata) in memory, for tests that read what was logged.
+public struct CapturingLogHandler: LogHandler {
+    public final class Store: Sendable {
+        private let lines = Locked<[String]>([])
+        public init() {}
+        public var all: [String] { lines.current }
+        func append(_ line: String) { lines.withLock { $0.append(line) } }
+    }
+
+    public let store: Store
+    public let label: String
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .trace
+
+    public init(store: Store, label: String) {
+        self.store = store
+        self.label = label
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        let merged = self.metadata.merging(event.metadata ?? [:]) { _, new in new }
+        let rendered = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        let error = event.error.map { " error=\($0)" } ?? ""
+        store.append("\(event.level) \(label) [\(event.source)] \(event.message) \(rendered)\(error)")
+    }
 }
