@@ -47,6 +47,12 @@ public struct KafkaConsumerConfiguration: Sendable {
     /// Batches buffered between the poll thread and the application before the poll
     /// thread waits for the application to catch up.
     public var maxBufferedBatches: Int = 4
+    /// Bytes (keys, values, headers) buffered between the poll thread and the
+    /// application before the poll thread waits: large values cannot pile up.
+    public var maxBufferedBytes: Int = 32 << 20
+    /// What librdkafka prefetches ahead of the application, in KiB (its own default
+    /// is 64 MiB); with `maxBufferedBytes` this bounds the memory records take.
+    public var queuedMaxMessagesKBytes: Int = 16 * 1024
     public var properties: [String: String] = [:]
 
     public init(bootstrapServers: String, groupID: String) {
@@ -66,6 +72,7 @@ public struct KafkaConsumerConfiguration: Sendable {
             ("auto.commit.interval.ms", String(autoCommitIntervalMs)),
             ("fetch.wait.max.ms", String(fetchWaitMaxMs)),
             ("enable.partition.eof", "false"),
+            ("queued.max.messages.kbytes", String(queuedMaxMessagesKBytes)),
         ]
         typed = typed.filter { properties[$0.0] == nil }
         let forced: [(String, String)] = [("group.id", groupID), ("enable.auto.offset.store", "false")]

@@ -66,7 +66,7 @@ public final class KafkaConsumer: @unchecked Sendable {
                 eventHandler: KafkaClientEventHandler? = nil) throws {
         self.configuration = configuration
         self.logger = logger
-        self.buffer = RecordBuffer(capacity: configuration.maxBufferedBatches)
+        self.buffer = RecordBuffer(capacity: configuration.maxBufferedBatches, maxBytes: configuration.maxBufferedBytes)
         let context = RDKafkaCallbackContext(logger: logger, eventHandler: eventHandler)
         let client = try RDKafkaClient(kind: .consumer, properties: configuration.rdKafkaProperties,
                                        context: context) { conf in

@@ -1,22 +1,43 @@
 import Foundation
 
 /// The hand-off between a consumer's polling thread and the application: a few
-/// batches of records, bounded. The polling thread waits (on a condition variable,
+/// batches of records, bounded in batches and in bytes (keys, values, headers), so
+/// large values cannot pile up. The polling thread waits (on a condition variable,
 /// not a sleep) when the application falls behind; the application awaits batches.
 final class RecordBuffer: @unchecked Sendable {
     private let condition = NSCondition()
-    private var batches: [[KafkaRecord]] = []
+    private var batches: [(records: [KafkaRecord], bytes: Int)] = []
     private var head = 0
+    private var bytes = 0
     private var waiter: CheckedContinuation<[KafkaRecord]?, Never>?
     private var finished = false
     private(set) var closeRequested = false
     private let capacity: Int
+    private let maxBytes: Int
 
-    init(capacity: Int) {
+    /// `capacity` batches and `maxBytes` bytes at most; one batch is always let in,
+    /// however large, so a single oversized record cannot stall the consumer.
+    init(capacity: Int, maxBytes: Int = .max) {
         self.capacity = max(1, capacity)
+        self.maxBytes = max(1, maxBytes)
     }
 
     private var count: Int { batches.count - head }
+
+    var isFull: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return isFullLocked
+    }
+
+    private var isFullLocked: Bool { count >= capacity || (count > 0 && bytes >= maxBytes) }
+
+    static func size(of batch: [KafkaRecord]) -> Int {
+        batch.reduce(0) { total, record in
+            total + (record.key?.count ?? 0) + (record.value?.count ?? 0)
+                + record.headers.reduce(0) { $0 + $1.name.utf8.count + ($1.value?.count ?? 0) }
+        }
+    }
 
     /// Polling thread: hands a batch over (directly to a waiting reader when there is one).
     func push(_ batch: [KafkaRecord]) {
@@ -31,7 +52,9 @@ final class RecordBuffer: @unchecked Sendable {
             waiter.resume(returning: batch)
             return
         }
-        batches.append(batch)
+        let size = Self.size(of: batch)
+        batches.append((batch, size))
+        bytes += size
         condition.unlock()
     }
 
@@ -41,7 +64,7 @@ final class RecordBuffer: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         let until = Date(timeIntervalSinceNow: timeout)
-        while count >= capacity && !closeRequested {
+        while isFullLocked && !closeRequested {
             if !condition.wait(until: until) { return }
         }
     }
@@ -52,8 +75,9 @@ final class RecordBuffer: @unchecked Sendable {
             await withCheckedContinuation { (continuation: CheckedContinuation<[KafkaRecord]?, Never>) in
                 condition.lock()
                 if count > 0 {
-                    let batch = batches[head]
+                    let (batch, size) = batches[head]
                     head += 1
+                    bytes -= size
                     if head == batches.count {
                         batches.removeAll(keepingCapacity: true)
                         head = 0
@@ -84,12 +108,13 @@ final class RecordBuffer: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard count > 0 else { return }
-        var kept: [[KafkaRecord]] = []
-        for batch in batches[head...] {
+        var kept: [(records: [KafkaRecord], bytes: Int)] = []
+        for (batch, _) in batches[head...] {
             let filtered = batch.filter { !partitions.contains($0.topicPartition) }
-            if !filtered.isEmpty { kept.append(filtered) }
+            if !filtered.isEmpty { kept.append((filtered, Self.size(of: filtered))) }
         }
         batches = kept
+        bytes = kept.reduce(0) { $0 + $1.bytes }
         head = 0
         condition.broadcast()
     }
@@ -113,6 +138,7 @@ final class RecordBuffer: @unchecked Sendable {
         condition.lock()
         finished = true
         batches.removeAll()
+        bytes = 0
         head = 0
         let waiter = self.waiter
         self.waiter = nil

@@ -174,12 +174,12 @@ final class OutputChecker: @unchecked Sendable {
         try consumer.subscribe(topics: [topics.solutions, topics.failures, topics.deadLetters])
         task = Task { [self] in
             for await batch in consumer.batches {
-                lock.lock()
-                for record in batch {
-                    outputs[String(decoding: record.key ?? [], as: UTF8.self), default: []].append(record.topic)
+                lock.withLock {
+                    for record in batch {
+                        outputs[String(decoding: record.key ?? [], as: UTF8.self), default: []].append(record.topic)
+                    }
+                    total += batch.count
                 }
-                total += batch.count
-                lock.unlock()
             }
         }
     }

@@ -24,13 +24,13 @@ final class PipelineHarness: @unchecked Sendable {
     let producer: KafkaProducer
     let logger: Logger
 
-    init(partitions: Int = 4, simulator config: SimulatorConfig? = nil) async throws {
+    init(partitions: Int = 4, outputPartitions: Int = 2, simulator config: SimulatorConfig? = nil) async throws {
         var logger = Logger(label: "ezpoll.tests.pipeline")
         logger.logLevel = ProcessInfo.processInfo.environment["EZPOLL_TEST_LOG"] != nil ? .debug : .warning
         self.logger = logger
         cluster = try EmbeddedKafkaCluster(brokers: 1, logger: logger)
         for topic in [Self.topics.input, Self.topics.solutions, Self.topics.failures, Self.topics.deadLetters] {
-            try cluster.createTopic(topic, partitions: topic == Self.topics.input ? partitions : 2)
+            try cluster.createTopic(topic, partitions: topic == Self.topics.input ? partitions : outputPartitions)
         }
         var simConfig = config ?? SimulatorConfig()
         simConfig.timeScale = Self.timeScale
