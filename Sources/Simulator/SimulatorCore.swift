@@ -322,7 +322,8 @@ public struct FaultDecision: Sendable, Hashable {
 }
 
 extension SimulatorConfig.SolveTimeDistribution {
-    func draw(_ random: inout SimRandom) -> Double {
+    /// A solve time in API seconds, clipped to [min, max]; the bench draws from it too.
+    public func draw(_ random: inout SimRandom) -> Double {
         let raw: Double
         switch kind {
         case .fixed: raw = median

@@ -24,7 +24,7 @@ final class BenchLoadGenerator: @unchecked Sendable {
     let book: BenchTaskBook
     let maxLag: Int
     let consumed: @Sendable () -> Int
-    private var random: BenchRandom
+    private var random: SimRandom
 
     init(simulator: SimulatorServer, producer: KafkaProducer, topic: String, rate: Double, timeScale: Double,
          solveTime: SimulatorConfig.SolveTimeDistribution, book: BenchTaskBook, maxLag: Int, seed: UInt64,
@@ -38,7 +38,7 @@ final class BenchLoadGenerator: @unchecked Sendable {
         self.book = book
         self.maxLag = maxLag
         self.consumed = consumed
-        self.random = BenchRandom(seed: seed)
+        self.random = SimRandom(seed: seed)
     }
 
     /// The event the bench publishes for a task.
@@ -50,7 +50,7 @@ final class BenchLoadGenerator: @unchecked Sendable {
     func createTasks(_ count: Int) -> [(String, BenchTaskBook.Entry)] {
         var solves: [Double] = []
         solves.reserveCapacity(count)
-        for _ in 0..<count { solves.append(random.solveTime(solveTime)) }
+        for _ in 0..<count { solves.append(solveTime.draw(&random)) }
         let scale = timeScale
         return simulator.withCore { core, now in
             let created = ContinuousClock.now
@@ -96,33 +96,5 @@ final class BenchLoadGenerator: @unchecked Sendable {
         }
         result.elapsed = (min(ContinuousClock.now, end) - start).inSeconds
         return result
-    }
-}
-
-/// A small seeded generator (SplitMix64) with a normal draw for lognormal solve times.
-struct BenchRandom: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func normal() -> Double {
-        let u1 = max(Double.random(in: 0..<1, using: &self), .leastNonzeroMagnitude)
-        let u2 = Double.random(in: 0..<1, using: &self)
-        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
-    }
-
-    /// A solve time (API seconds) drawn like the simulator's own distribution.
-    mutating func solveTime(_ d: SimulatorConfig.SolveTimeDistribution) -> Double {
-        switch d.kind {
-        case .fixed: return d.median
-        case .lognormal: return Swift.min(Swift.max(d.median * exp(d.sigma * normal()), d.min), d.max)
-        }
     }
 }
