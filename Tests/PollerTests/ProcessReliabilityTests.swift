@@ -41,6 +41,18 @@ struct ProcessReliabilityTests {
 
         var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
 
+        /// The input partitions this member owns, from its assignment and revoke log lines.
+        var ownedPartitions: Set<Int> {
+            var owned = Set<Int>()
+            for line in log.split(separator: "\n") {
+                let assigned = line.contains("partitions assigned")
+                guard assigned || line.contains("partitions revoked") else { continue }
+                let numbers = line.matches(of: #/\.tasks\[(\d+)\]/#).compactMap { Int($0.output.1) }
+                if assigned { owned.formUnion(numbers) } else { owned.subtract(numbers) }
+            }
+            return owned
+        }
+
         func kill9() {
             Foundation.kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
@@ -167,15 +179,38 @@ struct ProcessReliabilityTests {
         try await waitUntil("more outputs after the join", timeout: 120) { outputs.count >= 2_500 }
         #expect(members[0].terminate() < 30)
         #expect(members[0].process.terminationStatus == 0)
+        let orphaned = members[1].ownedPartitions
+        #expect(!orphaned.isEmpty, "the member to kill owned partitions")
         members[1].kill9()
         let killedAt = Date()
-        try await waitUntil("every task has an output", timeout: 180) { Set(outputs.all.compactMap(\.taskId)).count >= 6_000 }
+        // A probe per partition, already past its deadline: it fails as expired as soon as
+        // a member reads it, with no API call, so its output tells when its partition was
+        // worked again (the dead member's partitions wait for its session timeout).
+        let probes = (0..<12).map { "probe-\($0)" }
+        for (partition, probe) in probes.enumerated() {
+            let event = PipelineHarness.event(taskId: probe, extra: #","createdAt":"2020-01-01T00:00:00Z""#)
+            _ = try await harness.producer.send(KafkaOutgoingRecord(topic: PipelineHarness.topics.input, partition: Int32(partition),
+                                                                     key: event.key, value: event.value))
+        }
+        try await waitUntil("every task and probe has an output", timeout: 180) {
+            Set(outputs.all.compactMap(\.taskId)).isSuperset(of: tasks + probes)
+        }
         let finishedAfterKill = Date().timeIntervalSince(killedAt)
+        func resumed(_ partitions: [Int]) -> [Double] {
+            partitions.map { partition in
+                outputs.all.first { $0.taskId == "probe-\(partition)" }.map { $0.receivedAt.timeIntervalSince(killedAt) } ?? .infinity
+            }
+        }
+        let orphanedResumed = resumed(orphaned.sorted())
+        let others = (0..<12).filter { !orphaned.contains($0) }
+        let othersResumed = resumed(others)
         for member in members[2...] { #expect(member.terminate() < 30) }
         let all = outputs.all
-        #expect(Set(all.compactMap(\.taskId)) == Set(tasks), "nothing lost")
+        #expect(Set(all.compactMap(\.taskId)) == Set(tasks + probes), "nothing lost")
+        #expect(all.filter { probes.contains($0.taskId ?? "") }.allSatisfy { $0.json["reason"] as? String == "expired" })
         let duplicates = all.count - Set(all.compactMap(\.taskId)).count
-        print("scale-out: 6000 tasks over 12 partitions, 3 members + 1 joined, 1 SIGTERM, 1 kill -9: \(all.count) outputs, \(duplicates) duplicates, all done \(String(format: "%.1f", finishedAfterKill)) s after the kill")
+        let seconds = { (values: [Double]) in values.map { String(format: "%.1f", $0) }.joined(separator: ", ") }
+        print("scale-out: 6000 tasks over 12 partitions, 3 members + 1 joined, 1 SIGTERM, 1 kill -9: \(all.count - probes.count) outputs, \(duplicates) duplicates; the dead member's partitions \(orphaned.sorted()) worked again \(seconds(orphanedResumed)) s after the kill (session timeout 6 s), the others \(others) after \(seconds(othersResumed)) s; all done \(String(format: "%.1f", finishedAfterKill)) s after it")
         await outputs.close()
         await harness.shutdown()
     }

@@ -288,8 +288,7 @@ public final class Pipeline: @unchecked Sendable {
         switch event {
         case .assigned(let partitions):
             perform(withEngine { $0.assigned(partitions.map { PartitionID(topic: $0.topic, partition: $0.partition) }) })
-            metrics.assigned()
-            logger.info("partitions assigned", metadata: ["partitions": "\(partitions.sorted())"])
+            metrics.assigned() // the consumer logs the assignment
         case .revoked(let partitions, let lost):
             let actions = withEngine { $0.revoked(partitions.map { PartitionID(topic: $0.topic, partition: $0.partition) }) }
             if lost {
@@ -298,8 +297,7 @@ public final class Pipeline: @unchecked Sendable {
             } else {
                 perform(actions)
             }
-            metrics.revoked(Array(partitions))
-            logger.info("partitions revoked", metadata: ["partitions": "\(partitions.sorted())", "lost": "\(lost)"])
+            metrics.revoked(Array(partitions)) // the consumer logs the revoke
         }
     }
 }
