@@ -153,7 +153,7 @@ struct ObservabilityTests {
         let metricsAfter = try await http.metrics()
         #expect(metricsAfter[PipelineMetrics.Name.ipBanActive] == 0)
         // Every task ended once (a task whose window closed during the pause fails as
-        // banned_until_expiry: how many depends on the machine's speed, so it is not asserted).
+        // expired: how many depends on the machine's speed, so it is not asserted).
         let ended = (metricsAfter[PipelineMetrics.Name.tasksSolved] ?? 0)
             + metricsAfter.samples(PipelineMetrics.Name.taskFailures).reduce(0) { $0 + $1.value }
         #expect(ended == 66)

@@ -166,28 +166,39 @@ struct PipelineTests {
         await harness.shutdown()
     }
 
-    @Test("ban: no call reaches the API while banned; afterwards the rest finish")
+    @Test("ban for 60 API s: no call reaches the API while banned; tasks whose deadline passes meanwhile expire uncalled; the rest finish after it")
     func ban() async throws {
         var sim = SimulatorConfig()
         sim.validKeys = [PipelineHarness.goodKey]
         sim.solveTime = .fixed(20)
-        sim.ban = .init(maxErrors: 5, window: 300, duration: 30)
+        sim.ban = .init(maxErrors: 5, window: 300, duration: 60)
         let harness = try await PipelineHarness(simulator: sim)
         let tasks = harness.simulator.createTasks(count: 200, clientKey: PipelineHarness.goodKey)
+        let late = harness.simulator.createTasks(count: 50, clientKey: PipelineHarness.goodKey)
         // Unknown ids provoke error answers: the simulator bans on the 6th within its window.
         let provokers = (0..<6).map { "unknown-\($0)" }
         let outputs = try harness.outputs()
-        let (pipeline, run) = try harness.start(harness.configuration(group: "ban-group"))
+        let config = harness.configuration(group: "ban-group")
+        let (pipeline, run) = try harness.start(config)
         try await harness.publish(provokers.map { PipelineHarness.event(taskId: $0) } + tasks.map { PipelineHarness.event(taskId: $0) })
-        try await waitUntil("206 outputs", timeout: 120) { outputs.count >= 206 }
+        try await waitUntil("the simulator banned", timeout: 60) { harness.simulator.stats().bansTriggered > 0 }
+        // Tasks whose deadline falls 1 s from now, inside the 3 s (60 API s) ban: they must
+        // fail as expired without a single call.
+        let deadlineIn1s = WallClock.now() - (config.engine.policy.window - config.engine.policy.safetyMargin) + .seconds(1)
+        try await harness.publish(late.map { PipelineHarness.event(taskId: $0, createdAt: deadlineIn1s) })
+        try await waitUntil("256 outputs", timeout: 120) { outputs.count >= 256 }
         pipeline.shutdown()
         try await run.value
         let stats = harness.simulator.stats()
         print("ban: simulator stats \(stats.errorsByCode), bans \(stats.bansTriggered), banned answers \(stats.bannedResponses), outputs \(outputs.all.compactMap { $0.json["reason"] as? String })")
         #expect(stats.bansTriggered == 1, "exactly one ban: ezpoll stopped calling while banned")
         #expect(stats.bannedResponses <= 64, "only calls already in flight when the ban began: \(stats.bannedResponses)")
-        let solved = outputs.all.filter { $0.topic == PipelineHarness.topics.solutions }.count
-        #expect(solved == 200, "every real task finished after the ban")
+        let solved = outputs.all.filter { $0.topic == PipelineHarness.topics.solutions }.compactMap(\.taskId)
+        #expect(Set(solved) == Set(tasks), "every task not past its deadline finished after the ban")
+        let lateOutputs = outputs.all.filter { late.contains($0.taskId ?? "") }
+        #expect(lateOutputs.count == 50 && lateOutputs.allSatisfy { $0.json["reason"] as? String == "expired" && $0.json["errorCode"] as? String == "ERROR_IP_BANNED" },
+                "tasks whose deadline passed during the ban failed as expired: \(lateOutputs.map { $0.json["reason"] as? String ?? "?" })")
+        #expect(stats.tasksPolled == 200, "the expired tasks were never polled: \(stats.tasksPolled) tasks polled")
         await outputs.close()
         await harness.shutdown()
     }

@@ -221,7 +221,8 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
         #expect(inBan.isEmpty, "calls during the ban: \(inBan)")
         #expect(h.solutions["trigger"] != nil)
         #expect(h.solutions["young"] != nil)
-        #expect(h.failures["old"]?.reason == .bannedUntilExpiry)
+        #expect(h.failures["old"]?.reason == .expired)
+        #expect(h.failures["old"]?.errorCode == "ERROR_IP_BANNED")
     }
 
     @Test func revokeDropsTasksAndDiscardsLateResults() {

@@ -1,5 +1,9 @@
 import TaskAPI
 extension PollingEngine {
+    /// What an `expired` failure carries when the deadline passed during an IP-ban pause.
+    static let expiredInBan = ProviderError(errorCode: "ERROR_IP_BANNED",
+                                            errorDescription: "the deadline passed while calls were paused by ERROR_IP_BANNED")
+
     /// Starts the calls that are due and allowed now; fails tasks whose deadline passed.
     /// Pops one task at a time and stops as soon as the limits block, so a rate
     /// limit or a full permit pool costs nothing per waiting task.
@@ -16,7 +20,7 @@ extension PollingEngine {
                 guard let handle = scheduler.popFirstDue(now: now), var task = tasks[handle] else { continue }
                 let deadline = configuration.policy.deadline(createdAt: task.context.createdAt)
                 if now > deadline {
-                    actions.append(fail(handle, reason: .bannedUntilExpiry, now: now))
+                    actions.append(fail(handle, reason: .expired, error: Self.expiredInBan, now: now))
                     continue
                 }
                 task.deferredByBan = true
@@ -26,7 +30,7 @@ extension PollingEngine {
                 guard let handle = scheduler.popFirstDue(now: now), var task = tasks[handle] else { continue }
                 let deadline = configuration.policy.deadline(createdAt: task.context.createdAt)
                 if now > deadline {
-                    actions.append(fail(handle, reason: task.deferredByBan ? .bannedUntilExpiry : .expired, now: now))
+                    actions.append(fail(handle, reason: .expired, error: task.deferredByBan ? Self.expiredInBan : nil, now: now))
                     continue
                 }
                 switch gate.admit(key: task.key, now: now) {
@@ -98,7 +102,7 @@ extension PollingEngine {
             if let until = gate.ban.pausedUntil, until <= deadline {
                 scheduler.schedule(handle, at: until)
             } else {
-                actions.append(fail(handle, reason: .bannedUntilExpiry, now: now))
+                actions.append(fail(handle, reason: .expired, error: Self.expiredInBan, now: now))
             }
             return actions
         case .processing, .transient:

@@ -13,10 +13,10 @@ public enum FailureReason: String, CaseIterable, Hashable, Sendable {
     /// No key to call with: the event has none and none is configured.
     case missingClientKey = "missing_client_key"
     /// The deadline (creation + window - margin) passed without a result, including
-    /// tasks that arrived already past it (no call was made then).
+    /// tasks that arrived already past it (no call was made then) and tasks whose
+    /// deadline passed while calls were paused by ERROR_IP_BANNED (then `errorCode`
+    /// is ERROR_IP_BANNED).
     case expired = "expired"
-    /// Expired while all calls were paused by ERROR_IP_BANNED.
-    case bannedUntilExpiry = "banned_until_expiry"
     /// The per-task poll cap was reached while the task was still processing.
     case pollsExhausted = "polls_exhausted"
     /// Gave up after too many consecutive transient errors (HTTP 5xx/429, timeouts,
