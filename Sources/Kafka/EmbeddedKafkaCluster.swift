@@ -48,13 +48,18 @@ public final class EmbeddedKafkaCluster: @unchecked Sendable {
     private let lock = NSLock()
     private var cluster: OpaquePointer?
 
-    /// Starts a cluster of `brokers` brokers. `logger` receives librdkafka's log lines.
-    public init(brokers: Int = 1, logger: Logger = Logger(label: "ezpoll.kafka.embedded")) throws {
+    /// Starts a cluster of `brokers` brokers. `logger` receives librdkafka's log lines;
+    /// `debug` lists librdkafka debug contexts to log (`mock` shows the brokers' own
+    /// decisions, such as a member leaving a group).
+    public init(brokers: Int = 1, logger: Logger = Logger(label: "ezpoll.kafka.embedded"), debug: [String] = []) throws {
         precondition(brokers >= 1, "a cluster needs at least one broker")
         let context = RDKafkaCallbackContext(logger: logger, eventHandler: nil)
         // The mock cluster lives inside a client handle that must outlive it. That handle
-        // never connects anywhere, so its "no bootstrap.servers" notice is muted (log_level 4).
-        client = try RDKafkaClient(kind: .producer, properties: [("client.id", "ezpoll-embedded-cluster"), ("log_level", "4")], context: context)
+        // never connects anywhere, so its "no bootstrap.servers" notice is muted (log_level 4
+        // unless debug lines are asked for).
+        var properties = [("client.id", "ezpoll-embedded-cluster"), ("log_level", debug.isEmpty ? "4" : "7")]
+        if !debug.isEmpty { properties.append(("debug", debug.joined(separator: ","))) }
+        client = try RDKafkaClient(kind: .producer, properties: properties, context: context)
         guard let cluster = rd_kafka_mock_cluster_new(client.handle, Int32(brokers)) else {
             throw KafkaError(.mockCluster, "rd_kafka_mock_cluster_new failed")
         }

@@ -24,11 +24,19 @@ final class PipelineHarness: @unchecked Sendable {
     let producer: KafkaProducer
     let logger: Logger
 
-    init(partitions: Int = 4, outputPartitions: Int = 2, simulator config: SimulatorConfig? = nil) async throws {
+    /// `brokerLog` collects the mock brokers' own debug lines (group membership and the like).
+    init(partitions: Int = 4, outputPartitions: Int = 2, simulator config: SimulatorConfig? = nil,
+         brokerLog: CapturingLogHandler.Store? = nil) async throws {
         var logger = Logger(label: "ezpoll.tests.pipeline")
         logger.logLevel = ProcessInfo.processInfo.environment["EZPOLL_TEST_LOG"] != nil ? .debug : .warning
         self.logger = logger
-        cluster = try EmbeddedKafkaCluster(brokers: 1, logger: logger)
+        if let brokerLog {
+            var brokerLogger = Logger(label: "ezpoll.tests.broker") { CapturingLogHandler(store: brokerLog, label: $0) }
+            brokerLogger.logLevel = .debug
+            cluster = try EmbeddedKafkaCluster(brokers: 1, logger: brokerLogger, debug: ["mock"])
+        } else {
+            cluster = try EmbeddedKafkaCluster(brokers: 1, logger: logger)
+        }
         for topic in [Self.topics.input, Self.topics.solutions, Self.topics.failures, Self.topics.deadLetters] {
             try cluster.createTopic(topic, partitions: topic == Self.topics.input ? partitions : outputPartitions)
         }

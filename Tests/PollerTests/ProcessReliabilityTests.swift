@@ -124,7 +124,8 @@ struct ProcessReliabilityTests {
         var sim = SimulatorConfig()
         sim.validKeys = [secret, eventSecret]
         sim.solveTime = .init(median: 20, min: 5, max: 60)
-        let harness = try await PipelineHarness(simulator: sim)
+        let brokerLog = CapturingLogHandler.Store()
+        let harness = try await PipelineHarness(simulator: sim, brokerLog: brokerLog)
         let tasks = harness.simulator.createTasks(count: 2_000, clientKey: secret)
         var records = tasks.enumerated().map { i, id in
             PipelineHarness.event(taskId: id, extra: i % 2 == 0 ? #","clientKey":"\#(eventSecret)""# : "")
@@ -132,13 +133,29 @@ struct ProcessReliabilityTests {
         // A rejected record that carries a key: its dead letter must not.
         records.append((Array("bad".utf8), Array(#"{"taskId":"x","clientKey":"\#(eventSecret)","#.utf8)))
         let outputs = try harness.outputs()
-        let first = try RunProcess(harness: harness, group: "term-group", key: secret, extra: ["--log-level", "debug"])
-        let second = try RunProcess(harness: harness, group: "term-group", key: secret, extra: ["--log-level", "debug"])
+        let extra = ["--log-level", "debug"]
+        let metricsPort = try freeLoopbackPort()
+        let first = try RunProcess(harness: harness, group: "term-group", key: secret, extra: extra)
+        let second = try RunProcess(harness: harness, group: "term-group", key: secret, extra: extra + ["--metrics-port", "\(metricsPort)"])
         try await harness.publish(records)
         try await waitUntil("both members working", timeout: 120) { outputs.count >= 500 }
 
+        let leavesBefore = brokerLog.all.filter { $0.contains("is leaving group term-group") }.count
         let exitSeconds = first.terminate()
         let stoppedAt = Date()
+        // The broker saw the member leave (a LeaveGroup request): the group rebalances now,
+        // not after the member's session times out. (The mock broker then waits its fixed
+        // join delay, session timeout - 1 s, before it hands out the partitions.)
+        try await waitUntil("the broker saw the LeaveGroup", timeout: 5) {
+            brokerLog.all.filter { $0.contains("is leaving group term-group") }.count == leavesBefore + 1
+        }
+        // One already-expired probe per partition: it fails as expired the moment a member reads it.
+        let probes = (0..<4).map { "probe-\($0)" }
+        for (partition, probe) in probes.enumerated() {
+            let event = PipelineHarness.event(taskId: probe, extra: #","createdAt":"2020-01-01T00:00:00Z""#)
+            _ = try await harness.producer.send(KafkaOutgoingRecord(topic: PipelineHarness.topics.input, partition: Int32(partition),
+                                                                     key: event.key, value: event.value))
+        }
         // A member that leaves before its first assignment must not abort in librdkafka
         // 2.0.2's cooperative assignor (#4312): the consumer waits for that assignment.
         let firstStatus = first.process.terminationStatus
@@ -146,8 +163,10 @@ struct ProcessReliabilityTests {
         #expect(exitSeconds < 30, "exit within the shutdown bound: \(exitSeconds) s")
         // The remaining member takes over at once (the leaver left the group; no
         // session timeout to wait for) and finishes everything.
-        try await waitUntil("every record has an output", timeout: 180) { Set(outputs.all.compactMap { $0.key }).count >= 2_001 }
-        let takeover = Date().timeIntervalSince(stoppedAt)
+        try await waitUntil("every record and probe has an output", timeout: 180) { Set(outputs.all.compactMap { $0.key }).count >= 2_005 }
+        let takeover = probes.compactMap { probe in outputs.all.first { $0.taskId == probe }?.receivedAt.timeIntervalSince(stoppedAt) }.max() ?? .infinity
+        let metrics = try await HTTPProbe(base: "http://127.0.0.1:\(metricsPort)").get("/metrics")
+        #expect(metrics.status == 200 && metrics.body.contains("ezpoll_"))
         #expect(second.terminate() < 30)
         #expect(second.process.terminationStatus == 0, "exit status \(second.process.terminationStatus); last log lines:\n\(second.log.split(separator: "\n").suffix(15).joined(separator: "\n"))")
 
@@ -158,8 +177,9 @@ struct ProcessReliabilityTests {
         for key in [secret, eventSecret] {
             #expect(!logs.contains(key), "a clientKey in a log line")
             #expect(!all.contains { String(decoding: $0.value, as: UTF8.self).contains(key) }, "a clientKey in an output")
+            #expect(!metrics.body.contains(key), "a clientKey in a metric")
         }
-        print("sigterm: exit after \(String(format: "%.1f", exitSeconds)) s, all outputs \(String(format: "%.1f", takeover)) s later, \(all.count) outputs for 2001 records, \(logs.split(separator: "\n").count) debug log lines without a key")
+        print("sigterm: exit after \(String(format: "%.1f", exitSeconds)) s, left the group (LeaveGroup seen by the broker), every partition worked again \(String(format: "%.1f", takeover)) s later (the mock's join delay is 5 s), \(all.count) outputs for 2001 records, \(logs.split(separator: "\n").count) debug log lines without a key")
         await outputs.close()
         await harness.shutdown()
     }
