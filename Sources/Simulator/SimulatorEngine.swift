@@ -97,7 +97,7 @@ final class SimulatorEngine: Sendable {
     }
 
     private func badRequest(_ message: String) -> SimHTTPResponse {
-        SimHTTPResponse(status: .badRequest, body: Array(#"{"error":\#(JSONWriter.quoted(message))}"#.utf8))
+        SimHTTPResponse(status: .badRequest, body: Array(#"{"error":\#(JSONEscaping.quoted(message))}"#.utf8))
     }
 
     /// The fields of a request body: clientKey, taskId (string or number), count.

@@ -21,7 +21,7 @@ enum SimulatorResponses {
     static func appendTaskId(_ taskId: String, style: SimulatorConfig.TaskIdStyle, to out: inout [UInt8]) {
         switch style {
         case .integer: out.append(contentsOf: taskId.utf8)
-        case .uuid: JSONWriter.appendString(taskId, to: &out)
+        case .uuid: JSONEscaping.appendString(taskId, to: &out)
         }
     }
 
@@ -53,12 +53,12 @@ enum SimulatorResponses {
         var out: [UInt8] = []
         out.reserveCapacity(160)
         out.append(contentsOf: #"{"errorId":1,"errorCode":"#.utf8)
-        JSONWriter.appendString(error.code, to: &out)
+        JSONEscaping.appendString(error.code, to: &out)
         out.append(contentsOf: #","errorDescription":"#.utf8)
-        JSONWriter.appendString(error.description, to: &out)
+        JSONEscaping.appendString(error.description, to: &out)
         if let taskId {
             out.append(contentsOf: #","taskId":"#.utf8)
-            JSONWriter.appendString(taskId, to: &out)
+            JSONEscaping.appendString(taskId, to: &out)
         }
         out.append(UInt8(ascii: "}"))
         return out

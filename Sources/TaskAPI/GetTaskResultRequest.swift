@@ -5,9 +5,9 @@ public enum GetTaskResultRequest {
         var out: [UInt8] = []
         out.reserveCapacity(40 + taskId.utf8.count + clientKey.secret.utf8.count)
         out.append(contentsOf: #"{"clientKey":"#.utf8)
-        JSONWriter.appendString(clientKey.secret, to: &out)
+        JSONEscaping.appendString(clientKey.secret, to: &out)
         out.append(contentsOf: #","taskId":"#.utf8)
-        JSONWriter.appendString(taskId, to: &out)
+        JSONEscaping.appendString(taskId, to: &out)
         out.append(UInt8(ascii: "}"))
         return out
     }

@@ -75,7 +75,7 @@ struct JSONScannerTests {
     @Test func writerRoundTripsThroughScanner() throws {
         let nasty = "quote\" back\\ nl\n tab\t ctl\u{1} é 😀 </script>"
         var out: [UInt8] = []
-        JSONWriter.appendString(nasty, to: &out)
+        JSONEscaping.appendString(nasty, to: &out)
         #expect(try JSONScanner.decodeString(out, 0..<out.count) == nasty)
     }
 }

@@ -74,33 +74,11 @@ struct JSONWriter {
     }
 
     mutating func appendString(_ value: String) {
-        var value = value
-        value.withUTF8 { appendStringBytes(UnsafeRawBufferPointer($0)) }
+        JSONEscaping.appendString(value, to: &bytes)
     }
 
     /// Writes valid UTF-8 bytes as a JSON string.
     mutating func appendStringBytes(_ b: UnsafeRawBufferPointer) {
-        bytes.append(UInt8(ascii: "\""))
-        var runStart = 0
-        for k in 0..<b.count {
-            let c = b[k]
-            guard c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") else { continue }
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[runStart..<k]))
-            runStart = k + 1
-            switch c {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-            case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-            case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-            case 0x08: bytes.append(contentsOf: [0x5C, UInt8(ascii: "b")])
-            case 0x0C: bytes.append(contentsOf: [0x5C, UInt8(ascii: "f")])
-            default:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(c >> 4)], hex[Int(c & 15)]])
-            }
-        }
-        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[runStart..<b.count]))
-        bytes.append(UInt8(ascii: "\""))
+        JSONEscaping.appendString(utf8: b, to: &bytes)
     }
 }
