@@ -41,4 +41,58 @@ public enum JSONEscaping {
         appendString(text, to: &out)
         return String(decoding: out, as: UTF8.self)
     }
+
+    /// The value of a hex digit, or nil.
+    public static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: return c - 0x30
+        case 0x41...0x46: return c - 0x41 + 10
+        case 0x61...0x66: return c - 0x61 + 10
+        default: return nil
+        }
+    }
+
+    /// The text of a JSON string's inner bytes (between the quotes), escapes resolved.
+    /// Meant for tokens a scanner validated; on anything else it stays memory-safe and
+    /// keeps what it cannot read. Lone surrogates become U+FFFD.
+    public static func unescape(_ b: UnsafeRawBufferPointer) -> String {
+        guard b.contains(UInt8(ascii: "\\")) else { return String(decoding: b, as: UTF8.self) }
+        var out: [UInt8] = []
+        out.reserveCapacity(b.count)
+        func hex4(_ at: Int) -> UInt32? {
+            guard at + 4 <= b.count else { return nil }
+            var v: UInt32 = 0
+            for j in 0..<4 {
+                guard let h = hexValue(b[at + j]) else { return nil }
+                v = v << 4 | UInt32(h)
+            }
+            return v
+        }
+        var k = 0
+        while k < b.count {
+            let c = b[k]
+            guard c == UInt8(ascii: "\\"), k + 1 < b.count else { out.append(c); k += 1; continue }
+            let e = b[k + 1]
+            k += 2
+            switch e {
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "u"):
+                guard var scalar = hex4(k) else { out.append(contentsOf: [0xEF, 0xBF, 0xBD]); continue }
+                k += 4
+                if (0xD800...0xDBFF).contains(scalar), k + 6 <= b.count,
+                   b[k] == UInt8(ascii: "\\"), b[k + 1] == UInt8(ascii: "u"),
+                   let low = hex4(k + 2), (0xDC00...0xDFFF).contains(low) {
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    k += 6
+                }
+                out.append(contentsOf: UTF8.encode(Unicode.Scalar(scalar) ?? "\u{FFFD}")!)
+            default: out.append(e) // \" \\ \/
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 }

@@ -220,7 +220,7 @@ public struct JSONScanner {
                     break
                 case UInt8(ascii: "u"):
                     for _ in 0..<4 {
-                        guard let hex = peek(), JSONScanner.hexValue(hex) != nil else {
+                        guard let hex = peek(), JSONEscaping.hexValue(hex) != nil else {
                             throw unexpected("invalid \\u escape")
                         }
                         index += 1
@@ -240,15 +240,6 @@ public struct JSONScanner {
 
     // MARK: - value decoding
 
-    static func hexValue(_ byte: UInt8) -> UInt32? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt32(byte - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt32(byte - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt32(byte - UInt8(ascii: "A") + 10)
-        default: return nil
-        }
-    }
-
     /// Decodes a string token (with its quotes) that the scanner already validated.
     /// Lone surrogates decode to U+FFFD rather than failing.
     public static func decodeString(_ bytes: [UInt8], _ range: Range<Int>) throws -> String {
@@ -256,61 +247,7 @@ public struct JSONScanner {
               bytes[range.upperBound - 1] == UInt8(ascii: "\"") else {
             throw TaskAPIError(.malformedJSON, "not a string token")
         }
-        let inner = (range.lowerBound + 1)..<(range.upperBound - 1)
-        if !bytes[inner].contains(UInt8(ascii: "\\")) {
-            return String(decoding: bytes[inner], as: UTF8.self)
-        }
-        var out: [UInt8] = []
-        out.reserveCapacity(inner.count)
-        var i = inner.lowerBound
-        func readHex4(_ at: Int) throws -> UInt32 {
-            guard at + 4 <= inner.upperBound else { throw TaskAPIError(.malformedJSON, "short \\u escape") }
-            var value: UInt32 = 0
-            for k in at..<(at + 4) {
-                guard let h = hexValue(bytes[k]) else { throw TaskAPIError(.malformedJSON, "invalid \\u escape") }
-                value = value << 4 | h
-            }
-            return value
-        }
-        func appendScalar(_ value: UInt32) {
-            let scalar = Unicode.Scalar(value) ?? "\u{FFFD}"
-            out.append(contentsOf: Array(String(Character(scalar)).utf8))
-        }
-        while i < inner.upperBound {
-            let byte = bytes[i]
-            guard byte == UInt8(ascii: "\\") else {
-                out.append(byte)
-                i += 1
-                continue
-            }
-            guard i + 1 < inner.upperBound else { throw TaskAPIError(.malformedJSON, "dangling escape") }
-            let escaped = bytes[i + 1]
-            i += 2
-            switch escaped {
-            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\""))
-            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\"))
-            case UInt8(ascii: "/"): out.append(UInt8(ascii: "/"))
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "u"):
-                let first = try readHex4(i)
-                i += 4
-                if (0xD800...0xDBFF).contains(first),
-                   i + 6 <= inner.upperBound, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u"),
-                   let second = try? readHex4(i + 2), (0xDC00...0xDFFF).contains(second) {
-                    i += 6
-                    appendScalar(0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00))
-                } else {
-                    appendScalar(first) // lone surrogate → U+FFFD via failed Unicode.Scalar init
-                }
-            default:
-                throw TaskAPIError(.malformedJSON, "invalid escape")
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        return bytes.withUnsafeBytes { JSONEscaping.unescape(UnsafeRawBufferPointer(rebasing: $0[(range.lowerBound + 1)..<(range.upperBound - 1)])) }
     }
 }
 

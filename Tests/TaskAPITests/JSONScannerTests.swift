@@ -78,4 +78,19 @@ struct JSONScannerTests {
         JSONEscaping.appendString(nasty, to: &out)
         #expect(try JSONScanner.decodeString(out, 0..<out.count) == nasty)
     }
+
+    @Test("unescape: every escape, surrogate pairs, lone surrogates, and malformed input without a crash")
+    func unescape() {
+        func text(_ inner: String) -> String {
+            Array(inner.utf8).withUnsafeBytes { JSONEscaping.unescape($0) }
+        }
+        #expect(text(#"a\"b\\c\/d\b\f\n\r\t"#) == "a\"b\\c/d\u{08}\u{0C}\n\r\t")
+        #expect(text(#"\u00e9\ud83d\ude00"#) == "é😀")
+        #expect(text(#"\ud83d x"#) == "\u{FFFD} x", "a lone high surrogate")
+        #expect(text(#"\ude00"#) == "\u{FFFD}", "a lone low surrogate")
+        #expect(text(#"plain"#) == "plain")
+        // Never produced by a scanner, but must not read out of bounds.
+        #expect(text(#"\u12"#) == "\u{FFFD}12")
+        #expect(text(#"end\"#) == "end\\")
+    }
 }

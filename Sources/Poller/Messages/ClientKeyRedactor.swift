@@ -67,7 +67,7 @@ public enum ClientKeyRedactor {
         guard j < b.count else { return nil }
         guard b[j] == UInt8(ascii: "\\") else { return (b[j], j + 1) }
         guard j + 5 < b.count, b[j + 1] == UInt8(ascii: "u"), b[j + 2] == UInt8(ascii: "0"), b[j + 3] == UInt8(ascii: "0"),
-              let high = JSONScanner.hexValue(b[j + 4]), let low = JSONScanner.hexValue(b[j + 5]) else { return nil }
+              let high = JSONEscaping.hexValue(b[j + 4]), let low = JSONEscaping.hexValue(b[j + 5]) else { return nil }
         return (high << 4 | low, j + 6)
     }
 

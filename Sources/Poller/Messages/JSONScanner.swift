@@ -1,3 +1,5 @@
+import TaskAPI
+
 /// A minimal, allocation-free JSON syntax scanner over bytes (RFC 8259).
 ///
 /// The decoder uses it to walk the top-level object, read the few fields it
@@ -70,7 +72,7 @@ struct JSONScanner {
                     i += 1
                 case UInt8(ascii: "u"):
                     guard i + 4 < b.count else { return nil }
-                    for k in 1...4 where Self.hexValue(b[i + k]) == nil { return nil }
+                    for k in 1...4 where JSONEscaping.hexValue(b[i + k]) == nil { return nil }
                     i += 5
                 default:
                     return nil
@@ -162,43 +164,7 @@ struct JSONScanner {
     /// The decoded text of a scanned string (escapes resolved; lone surrogates become U+FFFD).
     func string(_ token: StringToken) -> String {
         let slice = UnsafeRawBufferPointer(rebasing: b[token.start..<token.end])
-        guard token.hasEscapes else { return String(decoding: slice, as: UTF8.self) }
-        var out: [UInt8] = []
-        out.reserveCapacity(slice.count)
-        var k = token.start
-        func hex4(_ at: Int) -> UInt32 {
-            var v: UInt32 = 0
-            for j in 0..<4 { v = v << 4 | UInt32(Self.hexValue(b[at + j]) ?? 0) }
-            return v
-        }
-        while k < token.end {
-            let c = b[k]
-            guard c == UInt8(ascii: "\\") else { out.append(c); k += 1; continue }
-            let e = b[k + 1]
-            k += 2
-            switch e {
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "u"):
-                var scalar = hex4(k)
-                k += 4
-                if (0xD800...0xDBFF).contains(scalar), k + 6 <= token.end,
-                   b[k] == UInt8(ascii: "\\"), b[k + 1] == UInt8(ascii: "u") {
-                    let low = hex4(k + 2)
-                    if (0xDC00...0xDFFF).contains(low) {
-                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                        k += 6
-                    }
-                }
-                let value = Unicode.Scalar(scalar) ?? "\u{FFFD}"
-                out.append(contentsOf: UTF8.encode(value)!)
-            default: out.append(e) // \" \\ \/
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        return token.hasEscapes ? JSONEscaping.unescape(slice) : String(decoding: slice, as: UTF8.self)
     }
 
     /// Whether the scanned string's raw bytes equal `word` (no escapes involved).
@@ -211,13 +177,4 @@ struct JSONScanner {
     }
 
     static func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
-
-    static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 0x30...0x39: return c - 0x30
-        case 0x41...0x46: return c - 0x41 + 10
-        case 0x61...0x66: return c - 0x61 + 10
-        default: return nil
-        }
-    }
 }
