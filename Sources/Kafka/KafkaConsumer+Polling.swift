@@ -48,9 +48,11 @@ extension KafkaConsumer {
     /// dropped unstored, so they stay in the log for the next owner. A member that never
     /// had a JoinGroup answer (no member id) has no assignor and closes at once.
     private func awaitFirstAssignmentBeforeClose(_ rk: OpaquePointer) {
-        guard !lock.withLock({ hasBeenAssigned }), Self.hasMemberID(rk) else { return }
+        let strategy = configuration.properties["partition.assignment.strategy"] ?? configuration.assignmentStrategy
+        guard strategy.contains("cooperative-sticky"), !lock.withLock({ hasBeenAssigned }), Self.hasMemberID(rk) else { return }
         logger.info("closing before the first assignment: waiting for it first")
-        let deadline = Date().addingTimeInterval(Double(configuration.sessionTimeoutMs) / 1000)
+        let sessionTimeoutMs = configuration.properties["session.timeout.ms"].flatMap { Int($0) } ?? configuration.sessionTimeoutMs
+        let deadline = Date().addingTimeInterval(Double(sessionTimeoutMs) / 1000)
         while !lock.withLock({ hasBeenAssigned }) && Date() < deadline {
             if let message = rd_kafka_consumer_poll(rk, 100) { rd_kafka_message_destroy(message) }
         }
