@@ -16,7 +16,7 @@ struct ObservabilityTests {
         let good = harness.simulator.createTasks(count: 120, clientKey: PipelineHarness.goodKey)
         let expired = (0..<10).map { "expired-\($0)" }
         var records = good.map { PipelineHarness.event(taskId: $0) }
-        records += expired.map { PipelineHarness.event(taskId: $0, extra: #","createdAt":"2020-01-01T00:00:00Z""#) }
+        records += expired.map { PipelineHarness.expiredEvent(taskId: $0) }
         records += (0..<10).map { (Array("bad-json-\($0)".utf8), Array("{not json".utf8)) }
         records += (0..<6).map { (Array("no-id-\($0)".utf8), Array(#"{"id":"x"}"#.utf8)) }
         records.shuffle()

@@ -114,6 +114,23 @@ final class PipelineHarness: @unchecked Sendable {
         return (Array(taskId.utf8), Array(#"{"taskId":"\#(taskId)"\#(created)\#(extra)}"#.utf8))
     }
 
+    /// A task event created long ago, past its deadline: it fails as `expired` without a call.
+    static func expiredEvent(taskId: String) -> (key: [UInt8]?, value: [UInt8]?) {
+        event(taskId: taskId, extra: #","createdAt":"2020-01-01T00:00:00Z""#)
+    }
+
+    /// One expired event per input partition ("probe-<partition>"): its output appears as
+    /// soon as a member reads that partition, so it tells when the partition is worked.
+    func publishProbes(partitions: Int) async throws -> [String] {
+        let probes = (0..<partitions).map { "probe-\($0)" }
+        for (partition, probe) in probes.enumerated() {
+            let event = Self.expiredEvent(taskId: probe)
+            _ = try await producer.send(KafkaOutgoingRecord(topic: Self.topics.input, partition: Int32(partition),
+                                                             key: event.key, value: event.value))
+        }
+        return probes
+    }
+
     /// Reads the three output topics from a group of its own.
     func outputs(group: String = "ezpoll-test-outputs") throws -> OutputCollector {
         try OutputCollector(cluster: cluster, group: group, logger: logger)

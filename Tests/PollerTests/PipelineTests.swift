@@ -21,7 +21,7 @@ struct PipelineTests {
         let expiredIds = (0..<250).map { "expired-\($0)" }
         var events = solvable.map { PipelineHarness.event(taskId: $0, extra: #","correlationId":"c-\#($0)","metadata":{"n":1}"#) }
         events += badKeyTasks.map { PipelineHarness.event(taskId: $0, extra: #","clientKey":"not-a-valid-key""#) }
-        events += expiredIds.map { PipelineHarness.event(taskId: $0, extra: #","createdAt":"2020-01-01T00:00:00Z""#) }
+        events += expiredIds.map { PipelineHarness.expiredEvent(taskId: $0) }
         events.shuffle()
 
         let outputs = try harness.outputs()

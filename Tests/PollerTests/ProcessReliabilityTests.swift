@@ -149,13 +149,7 @@ struct ProcessReliabilityTests {
         try await waitUntil("the broker saw the LeaveGroup", timeout: 5) {
             brokerLog.all.filter { $0.contains("is leaving group term-group") }.count == leavesBefore + 1
         }
-        // One already-expired probe per partition: it fails as expired the moment a member reads it.
-        let probes = (0..<4).map { "probe-\($0)" }
-        for (partition, probe) in probes.enumerated() {
-            let event = PipelineHarness.event(taskId: probe, extra: #","createdAt":"2020-01-01T00:00:00Z""#)
-            _ = try await harness.producer.send(KafkaOutgoingRecord(topic: PipelineHarness.topics.input, partition: Int32(partition),
-                                                                     key: event.key, value: event.value))
-        }
+        let probes = try await harness.publishProbes(partitions: 4)
         // A member that leaves before its first assignment must not abort in librdkafka
         // 2.0.2's cooperative assignor (#4312): the consumer waits for that assignment.
         let firstStatus = first.process.terminationStatus
@@ -203,15 +197,8 @@ struct ProcessReliabilityTests {
         #expect(!orphaned.isEmpty, "the member to kill owned partitions")
         members[1].kill9()
         let killedAt = Date()
-        // A probe per partition, already past its deadline: it fails as expired as soon as
-        // a member reads it, with no API call, so its output tells when its partition was
-        // worked again (the dead member's partitions wait for its session timeout).
-        let probes = (0..<12).map { "probe-\($0)" }
-        for (partition, probe) in probes.enumerated() {
-            let event = PipelineHarness.event(taskId: probe, extra: #","createdAt":"2020-01-01T00:00:00Z""#)
-            _ = try await harness.producer.send(KafkaOutgoingRecord(topic: PipelineHarness.topics.input, partition: Int32(partition),
-                                                                     key: event.key, value: event.value))
-        }
+        // The dead member's partitions wait for its session timeout before they are worked again.
+        let probes = try await harness.publishProbes(partitions: 12)
         try await waitUntil("every task and probe has an output", timeout: 180) {
             Set(outputs.all.compactMap(\.taskId)).isSuperset(of: tasks + probes)
         }
