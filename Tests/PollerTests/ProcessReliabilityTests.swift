@@ -193,6 +193,9 @@ struct ProcessReliabilityTests {
         try await waitUntil("more outputs after the join", timeout: 120) { outputs.count >= 2_500 }
         #expect(members[0].terminate() < 30)
         #expect(members[0].process.terminationStatus == 0)
+        // The kill must leave partitions behind: right after the SIGTERM a cooperative
+        // rebalance may have the member between a revoke and its next assignment.
+        try await waitUntil("the member to kill owns partitions", timeout: 60) { !members[1].ownedPartitions.isEmpty }
         let orphaned = members[1].ownedPartitions
         #expect(!orphaned.isEmpty, "the member to kill owned partitions")
         members[1].kill9()
