@@ -38,8 +38,10 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var autoOffsetReset: String = "earliest"
     public var sessionTimeoutMs: Int = 10_000
     public var heartbeatIntervalMs: Int = 1_000
-    /// Stored offsets are committed this often (auto-commit of *stored* offsets only).
-    public var autoCommitIntervalMs: Int = 1_000
+    /// Stored offsets are committed this often (auto-commit of *stored* offsets only);
+    /// nil turns auto-commit off: the application commits explicitly with `commit(_:)`
+    /// (the pipeline does, to carry metadata that auto-commit would overwrite).
+    public var autoCommitIntervalMs: Int? = 1_000
     /// How long a fetch waits for data; low keeps the added latency low.
     public var fetchWaitMaxMs: Int = 50
     /// Most records handed to the application in one batch.
@@ -68,8 +70,8 @@ public struct KafkaConsumerConfiguration: Sendable {
             ("auto.offset.reset", autoOffsetReset),
             ("session.timeout.ms", String(sessionTimeoutMs)),
             ("heartbeat.interval.ms", String(heartbeatIntervalMs)),
-            ("enable.auto.commit", "true"),
-            ("auto.commit.interval.ms", String(autoCommitIntervalMs)),
+            ("enable.auto.commit", autoCommitIntervalMs == nil ? "false" : "true"),
+            ("auto.commit.interval.ms", String(autoCommitIntervalMs ?? 5_000)),
             ("fetch.wait.max.ms", String(fetchWaitMaxMs)),
             ("enable.partition.eof", "false"),
             ("queued.max.messages.kbytes", String(queuedMaxMessagesKBytes)),

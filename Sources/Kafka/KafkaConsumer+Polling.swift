@@ -106,9 +106,11 @@ extension KafkaConsumer {
     }
 
     private func shutDownConsumer(_ rk: OpaquePointer) {
-        let commitErr = rd_kafka_commit(rk, nil, 0)
-        if commitErr != RD_KAFKA_RESP_ERR_NO_ERROR && commitErr != RD_KAFKA_RESP_ERR__NO_OFFSET {
-            clientContext.logger.warning("final commit: \(String(cString: rd_kafka_err2str(commitErr)))")
+        if configuration.autoCommitIntervalMs != nil {
+            let commitErr = rd_kafka_commit(rk, nil, 0)
+            if commitErr != RD_KAFKA_RESP_ERR_NO_ERROR && commitErr != RD_KAFKA_RESP_ERR__NO_OFFSET {
+                clientContext.logger.warning("final commit: \(String(cString: rd_kafka_err2str(commitErr)))")
+            }
         }
         // Serves the final revoke through the rebalance callback and leaves the group.
         let closeErr = rd_kafka_consumer_close(rk)

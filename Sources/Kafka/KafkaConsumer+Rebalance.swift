@@ -22,6 +22,18 @@ extension KafkaConsumer {
                 let running = partitions.filter { !(pauseAllAssigned || pausedPartitions.contains($0)) }
                 return (paused, running, rebalanceHandler)
             }
+            // The committed offsets with their metadata, read before fetching starts so
+            // the application knows which records the last owner finished; fetching then
+            // starts exactly there (librdkafka would otherwise read them once more).
+            let committed: [TopicPartition: TopicPartitionOffset]?
+            do {
+                committed = try committedBlocking(partitions, timeoutMs: Int32(clamping: configuration.sessionTimeoutMs))
+                Self.setOffsets(list, committed!)
+            } catch {
+                committed = nil
+                logger.warning("committed offsets not read before the assignment; records the last owner finished may repeat",
+                               metadata: ["error": "\(error)"])
+            }
             // Pause before the assign so the fetcher never starts on a partition that
             // must stay paused, and again after it in case the partition was not known
             // yet; resume the others to clear a pause left from an earlier assignment.
@@ -30,14 +42,14 @@ extension KafkaConsumer {
             setPaused(toPause, paused: true)
             setPaused(toResume, paused: false)
             logger.info("partitions assigned", metadata: ["partitions": "\(partitions.sorted())"])
-            handler?(.assigned(partitions))
+            handler?(.assigned(partitions, committed: committed))
 
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             let lost = rd_kafka_assignment_lost(rk) != 0
             let handler = lock.withLock { rebalanceHandler }
             logger.info("partitions revoked", metadata: ["partitions": "\(partitions.sorted())", "lost": "\(lost)"])
             handler?(.revoked(partitions, lost: lost))
-            if !lost {
+            if !lost && configuration.autoCommitIntervalMs != nil {
                 // Commit what the handler stored now, synchronously, while the partitions are
                 // still ours: the unassign's own commit is asynchronous, and the next owner
                 // could fetch the committed offsets before it lands and replay more than needed.
@@ -65,6 +77,17 @@ extension KafkaConsumer {
             if !revoked.isEmpty { handler?(.revoked(revoked, lost: true)) }
             buffer.removeRecords(of: Set(revoked))
             rd_kafka_assign(rk, nil)
+        }
+    }
+
+    /// Starts each partition of an assignment at its committed offset.
+    private static func setOffsets(_ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>,
+                                   _ committed: [TopicPartition: TopicPartitionOffset]) {
+        let count = Int(list.pointee.cnt)
+        guard count > 0, let elems = list.pointee.elems else { return }
+        for i in 0..<count {
+            let tp = TopicPartition(String(cString: elems[i].topic), elems[i].partition)
+            if let offset = committed[tp]?.offset { elems[i].offset = offset }
         }
     }
 

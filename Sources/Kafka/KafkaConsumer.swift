@@ -10,12 +10,20 @@ import Logging
 ///   inside librdkafka's rebalance callback: for a revoke, *before* the partitions
 ///   are unassigned, so the application can store final offsets and drop their work.
 /// - Offsets are stored explicitly (`enable.auto.offset.store=false`) and stored
-///   offsets are auto-committed; `commit()` commits them now.
+///   offsets are auto-committed, or, with auto-commit off, committed explicitly with
+///   `commit(_:)`, metadata included. Explicit commits run one at a time, in the
+///   order they were asked for, also against the ones made in the rebalance handler.
+/// - On an assignment the group's committed offsets and their metadata are read
+///   first (one OffsetFetch) and handed to the rebalance handler; fetching starts at
+///   those offsets.
 /// - `close()` must be called: it commits stored offsets and leaves the group.
 public final class KafkaConsumer: @unchecked Sendable {
     public enum RebalanceEvent: Sendable, Equatable {
-        /// Partitions newly assigned to this member.
-        case assigned([TopicPartition])
+        /// Partitions newly assigned to this member, with the group's committed offset
+        /// and metadata of each (absent where nothing is committed). `committed` is nil
+        /// when the committed offsets could not be read: fetching then starts from what
+        /// librdkafka reads itself, without metadata.
+        case assigned([TopicPartition], committed: [TopicPartition: TopicPartitionOffset]?)
         /// Partitions taken away; `lost` when they were lost (session timeout, fatal)
         /// rather than revoked in an orderly way — another member may own them already.
         case revoked([TopicPartition], lost: Bool)
@@ -47,6 +55,10 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Whether an assignment (even an empty one) has reached this member yet.
     var hasBeenAssigned = false
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
+
+    /// Held for the whole of an explicit commit, from building its offsets to the
+    /// broker's answer: commits never overtake each other.
+    let commitLock = NSLock()
 
     var clientHandle: OpaquePointer { client.handle }
     var clientContext: RDKafkaCallbackContext { client.context }
@@ -163,6 +175,31 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
     }
 
+    /// Commits the offsets `make` returns, with their metadata, and waits for the
+    /// broker's answer. `make` runs under the commit lock, so a state it reads is
+    /// never committed after a newer one. Blocks: call it off the cooperative pool
+    /// (the rebalance handler may). Returns the partitions whose commit failed.
+    @discardableResult
+    public func commitBlocking(_ make: () -> [TopicPartitionOffset]) -> [TopicPartition: KafkaError] {
+        commitLock.lock()
+        defer { commitLock.unlock() }
+        let offsets = make()
+        guard !offsets.isEmpty else { return [:] }
+        return RDKafkaTopicPartitionList.with(offsets: offsets) { list in
+            let err = rd_kafka_commit(client.handle, list, 0)
+            var failed: [TopicPartition: KafkaError] = [:]
+            for entry in RDKafkaTopicPartitionList.entries(list) where entry.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                failed[entry.topicPartition] = KafkaError(.consumer, "commit \(entry.topicPartition)@\(entry.offset)", err: entry.err)
+            }
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                for entry in offsets where failed[entry.topicPartition] == nil {
+                    failed[entry.topicPartition] = KafkaError(.consumer, "commit \(entry)", err: err)
+                }
+            }
+            return failed
+        }
+    }
+
     /// Commits the stored offsets now and waits for the broker's answer.
     public func commit() async throws {
         let client = self.client
@@ -176,19 +213,33 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     /// The group's committed offsets for `partitions` (nil where nothing is committed).
     public func committedOffsets(for partitions: [TopicPartition], timeoutMs: Int32 = 10_000) async throws -> [TopicPartition: Int64?] {
-        let client = self.client
-        return try await Blocking.run {
-            try RDKafkaTopicPartitionList.with(partitions.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) }) { list in
-                let err = rd_kafka_committed(client.handle, list, timeoutMs)
-                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                    throw KafkaError(.consumer, "committed offsets", err: err)
-                }
-                var result: [TopicPartition: Int64?] = [:]
-                for entry in RDKafkaTopicPartitionList.entries(list) {
-                    result[entry.topicPartition] = entry.offset >= 0 ? entry.offset : nil
-                }
-                return result
+        let committed = try await committed(for: partitions, timeoutMs: timeoutMs)
+        return Dictionary(uniqueKeysWithValues: partitions.map { ($0, committed[$0]?.offset) })
+    }
+
+    /// The group's committed offsets with their metadata; partitions with nothing committed are absent.
+    public func committed(for partitions: [TopicPartition], timeoutMs: Int32 = 10_000) async throws -> [TopicPartition: TopicPartitionOffset] {
+        try await Blocking.run { [self] in try committedBlocking(partitions, timeoutMs: timeoutMs) }
+    }
+
+    /// Blocks for the broker's answer (also inside the rebalance callback).
+    func committedBlocking(_ partitions: [TopicPartition], timeoutMs: Int32) throws -> [TopicPartition: TopicPartitionOffset] {
+        try RDKafkaTopicPartitionList.with(partitions.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) }) { list in
+            let err = rd_kafka_committed(client.handle, list, timeoutMs)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError(.consumer, "committed offsets", err: err)
             }
+            let metadata = RDKafkaTopicPartitionList.metadata(list)
+            var result: [TopicPartition: TopicPartitionOffset] = [:]
+            for entry in RDKafkaTopicPartitionList.entries(list) {
+                if entry.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    throw KafkaError(.consumer, "committed offset of \(entry.topicPartition)", err: entry.err)
+                }
+                guard entry.offset >= 0 else { continue }
+                result[entry.topicPartition] = TopicPartitionOffset(entry.topicPartition, offset: entry.offset,
+                                                                    metadata: metadata[entry.topicPartition])
+            }
+            return result
         }
     }
 

@@ -20,10 +20,14 @@ public struct TopicPartition: Hashable, Sendable, CustomStringConvertible, Compa
 public struct TopicPartitionOffset: Hashable, Sendable, CustomStringConvertible {
     public var topicPartition: TopicPartition
     public var offset: Int64
+    /// The commit's metadata string (Kafka keeps it beside the committed offset);
+    /// nil: none.
+    public var metadata: String?
 
-    public init(_ topicPartition: TopicPartition, offset: Int64) {
+    public init(_ topicPartition: TopicPartition, offset: Int64, metadata: String? = nil) {
         self.topicPartition = topicPartition
         self.offset = offset
+        self.metadata = metadata
     }
 
     public var description: String { "\(topicPartition)@\(offset)" }

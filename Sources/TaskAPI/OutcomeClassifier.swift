@@ -52,7 +52,8 @@ public enum OutcomeClassifier {
             case .account: failureClass = .account
             case .ban: failureClass = .ban
             }
-            return .failed(failureClass, code: code, description: response.errorDescription)
+            // errorId is kept as text so any width decodes; one that does not fit an Int is left out.
+            return .failed(failureClass, code: code, description: response.errorDescription, errorId: Int(response.errorId))
         }
         switch response.status {
         case .processing:

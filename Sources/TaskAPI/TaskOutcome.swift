@@ -6,8 +6,9 @@ public enum TaskOutcome: Sendable, Hashable {
     /// Solved; `solution` is the provider's object, byte for byte.
     case ready(solution: RawJSON)
     /// Anything else. `code` is the provider's `errorCode` as sent, or one of
-    /// `TaskOutcome.LocalCode` for failures that carry no provider code.
-    case failed(FailureClass, code: String, description: String?)
+    /// `TaskOutcome.LocalCode` for failures that carry no provider code; `errorId`
+    /// is the provider's non-zero `errorId` when the failure came from an API answer.
+    case failed(FailureClass, code: String, description: String?, errorId: Int? = nil)
 
     /// Codes for failures that did not come from a provider `errorCode`.
     public enum LocalCode {
@@ -26,14 +27,14 @@ public enum TaskOutcome: Sendable, Hashable {
         switch self {
         case .processing: return false
         case .ready: return true
-        case .failed(.transient, _, _): return false
+        case .failed(.transient, _, _, _): return false
         case .failed: return true
         }
     }
 
     /// The provider code or local code of a failure, nil otherwise.
     public var failureCode: String? {
-        if case .failed(_, let code, _) = self { return code }
+        if case .failed(_, let code, _, _) = self { return code }
         return nil
     }
 }

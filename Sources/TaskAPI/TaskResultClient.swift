@@ -149,17 +149,17 @@ public final class TaskResultClient: Sendable {
 
     /// Removes the key from a provider-supplied description, should a provider echo it.
     static func redact(_ outcome: TaskOutcome, key: ClientKey) -> TaskOutcome {
-        guard case .failed(let failureClass, let code, let description?) = outcome,
+        guard case .failed(let failureClass, let code, let description?, let errorId) = outcome,
               !key.secret.isEmpty, description.contains(key.secret) else { return outcome }
         return .failed(failureClass, code: code,
-                       description: description.replacingOccurrences(of: key.secret, with: key.description))
+                       description: description.replacingOccurrences(of: key.secret, with: key.description), errorId: errorId)
     }
 
     static func summary(_ outcome: TaskOutcome) -> String {
         switch outcome {
         case .processing: return "processing"
         case .ready(let solution): return "ready(\(solution.bytes.count) bytes)"
-        case .failed(let failureClass, let code, _): return "failed(\(failureClass), \(code))"
+        case .failed(let failureClass, let code, _, _): return "failed(\(failureClass), \(code))"
         }
     }
 }

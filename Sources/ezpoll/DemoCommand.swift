@@ -57,7 +57,7 @@ struct DemoCommand: AsyncParsableCommand {
         // The parts.
         let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: logger)
         defer { cluster.stop() }
-        var topics = Pipeline.Topics()
+        let topics = Pipeline.Topics()
         try cluster.createTopic(topics.input, partitions: partitions)
         for topic in [topics.solutions, topics.failures, topics.deadLetters] { try cluster.createTopic(topic, partitions: partitions) }
         var sim = SimulatorConfig()

@@ -56,6 +56,12 @@ struct RunCommand: AsyncParsableCommand {
     var safetyMargin: Double?
     @Option(help: "Seconds to stop all calls after ERROR_IP_BANNED. [EZPOLL_BAN_PAUSE, default: the profile's]")
     var banPause: Double?
+    @Option(help: "Seconds a graceful stop or a partition revoke waits for calls in progress and the acknowledgement of their results. [EZPOLL_DRAIN_TIMEOUT, default 10]")
+    var drainTimeout: Double?
+    @Option(help: "Seconds from an acknowledged result to the commit of its offset (the most a crash repeats). [EZPOLL_COMMIT_INTERVAL, default 0.25]")
+    var commitInterval: Double?
+    @Option(help: "Longest commit metadata in bytes (the brokers' offset.metadata.max.bytes). [EZPOLL_COMMIT_METADATA_MAX_BYTES, default 4096]")
+    var commitMetadataMaxBytes: Int?
     @Option(help: "Divide every policy duration by this (only for simulators running faster than real time). [EZPOLL_TIME_SCALE, default 1]")
     var timeScale: Double?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. [EZPOLL_LOG_LEVEL, default info]")

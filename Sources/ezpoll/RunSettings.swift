@@ -83,7 +83,18 @@ struct RunSettings {
         var producer = KafkaProducerConfiguration(bootstrapServers: brokers)
         producer.properties = kafkaProperties
 
+        let maxMetadata = try number(options.commitMetadataMaxBytes, "EZPOLL_COMMIT_METADATA_MAX_BYTES") ?? OffsetCommitMetadata.defaultMaxBytes
+        guard maxMetadata >= 0 else { throw ValidationError("--commit-metadata-max-bytes must be >= 0 (0 = commit the watermark only)") }
+        engine.maxCommitMetadataBytes = maxMetadata
+
         var pipeline = Pipeline.Configuration(engine: engine, consumer: consumer, producer: producer)
+        // Real time, not scaled: these bound Kafka and HTTP work, not the provider's clock.
+        let drain = try number(options.drainTimeout, "EZPOLL_DRAIN_TIMEOUT") ?? 10
+        let commitEvery = try number(options.commitInterval, "EZPOLL_COMMIT_INTERVAL") ?? 0.25
+        guard drain >= 0, drain.isFinite else { throw ValidationError("--drain-timeout must be >= 0 seconds") }
+        guard commitEvery > 0, commitEvery <= 60 else { throw ValidationError("--commit-interval must be > 0 and <= 60 seconds") }
+        pipeline.drainTimeout = .milliseconds(Int64(drain * 1_000))
+        pipeline.commitInterval = .milliseconds(Int64(commitEvery * 1_000))
         pipeline.topics.input = string(options.inputTopic, "EZPOLL_INPUT_TOPIC", pipeline.topics.input)
         pipeline.topics.solutions = string(options.solutionsTopic, "EZPOLL_SOLUTIONS_TOPIC", pipeline.topics.solutions)
         pipeline.topics.failures = string(options.failuresTopic, "EZPOLL_FAILURES_TOPIC", pipeline.topics.failures)

@@ -79,6 +79,51 @@ struct KafkaGroupTests {
         await producer.close()
     }
 
+    @Test("explicit commits carry metadata: committed() and the next member's assignment read it back, and fetching starts at the committed offset")
+    func commitMetadataRoundTrip() async throws {
+        let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)
+        defer { cluster.stop() }
+        try cluster.createTopic("meta", partitions: 2)
+        let producer = try KafkaProducer(configuration: producerConfig(cluster), logger: testLogger)
+        try await produce(producer, topic: "meta", count: 200, partitions: 2)
+
+        var config = consumerConfig(cluster, group: "meta-group")
+        config.autoCommitIntervalMs = nil
+        let first = try KafkaConsumer(configuration: config, logger: testLogger)
+        try first.subscribe(topics: ["meta"])
+        let firstRecords = Collector(first)
+        try await waitUntil("first read everything") { firstRecords.count >= 200 }
+        let metadata = "ezp1:" + String(repeating: "A", count: 3_000) // a long value, as the cap allows
+        let failed = first.commitBlocking {
+            [TopicPartitionOffset(TopicPartition("meta", 0), offset: 40, metadata: metadata),
+             TopicPartitionOffset(TopicPartition("meta", 1), offset: 60, metadata: "second")]
+        }
+        #expect(failed.isEmpty, "\(failed)")
+        let read = try await first.committed(for: [TopicPartition("meta", 0), TopicPartition("meta", 1)])
+        #expect(read[TopicPartition("meta", 0)] == TopicPartitionOffset(TopicPartition("meta", 0), offset: 40, metadata: metadata))
+        #expect(read[TopicPartition("meta", 1)]?.metadata == "second")
+        await first.close()
+        await firstRecords.finish()
+
+        // Close committed nothing of its own (auto-commit off): the next member gets the same.
+        let assigned = Locked<[TopicPartition: TopicPartitionOffset]>([:])
+        let second = try KafkaConsumer(configuration: config, logger: testLogger)
+        second.setRebalanceHandler { event in
+            if case .assigned(_, let committed?) = event { assigned.withLock { $0.merge(committed) { $1 } } }
+        }
+        try second.subscribe(topics: ["meta"])
+        let secondRecords = Collector(second)
+        try await waitUntil("second read from the committed offsets") { secondRecords.count >= 100 }
+        #expect(assigned.current[TopicPartition("meta", 0)]?.metadata == metadata)
+        #expect(assigned.current[TopicPartition("meta", 1)]?.offset == 60)
+        let firstOffsets = Dictionary(grouping: secondRecords.records.current, by: \.partition).mapValues { $0.map(\.offset).min() }
+        #expect(firstOffsets[0] == 40)
+        #expect(firstOffsets[1] == 60)
+        await second.close()
+        await secondRecords.finish()
+        await producer.close()
+    }
+
     @Test("stored offsets survive close(): a new member resumes exactly there")
     func storedOffsetsResume() async throws {
         let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)

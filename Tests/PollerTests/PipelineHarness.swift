@@ -84,7 +84,7 @@ final class PipelineHarness: @unchecked Sendable {
         var producer = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers)
         producer.lingerMs = 2
         var config = Pipeline.Configuration(engine: engine, consumer: consumer, producer: producer)
-        config.shutdownTimeout = .seconds(10)
+        config.drainTimeout = .seconds(10)
         return config
     }
 
@@ -106,6 +106,28 @@ final class PipelineHarness: @unchecked Sendable {
         }
         try await producer.flush()
         #expect(failures.current == 0)
+    }
+
+    /// Creates `count` tasks on the simulator and publishes their events at about
+    /// `perSecond`, each created just before its event is sent, the way a producer
+    /// creating tasks would; round-robin over the input partitions. Returns the task ids.
+    func publishNewTasks(count: Int, perSecond: Double, clientKey: String = goodKey, partitions: Int32 = 4) async throws -> [String] {
+        let start = Date()
+        let chunk = max(1, Int(perSecond / 20))
+        var ids: [String] = []
+        for base in stride(from: 0, to: count, by: chunk) {
+            let due = start.addingTimeInterval(Double(base) / perSecond)
+            if due > Date() { try await Task.sleep(for: .milliseconds(Int64(due.timeIntervalSinceNow * 1_000))) }
+            let created = simulator.createTasks(count: min(chunk, count - base), clientKey: clientKey)
+            for (i, id) in created.enumerated() {
+                let event = Self.event(taskId: id)
+                try await producer.enqueue(KafkaOutgoingRecord(topic: Self.topics.input, partition: Int32(base + i) % partitions,
+                                                               key: event.key, value: event.value)) { _ in }
+            }
+            ids += created
+        }
+        try await producer.flush()
+        return ids
     }
 
     /// A task event as a producer that just created the task writes it: with its creation time.
@@ -146,6 +168,8 @@ struct Output {
     var json: [String: Any]
     /// When the collector read it (the collector fetches with a 10 ms wait).
     var receivedAt: Date
+    /// The record's timestamp: when the pipeline produced it.
+    var producedAt: Date?
     var taskId: String? { json["taskId"] as? String }
     var sourcePartition: Int? { (json["source"] as? [String: Any])?["partition"] as? Int }
 }
@@ -171,7 +195,8 @@ final class OutputCollector: @unchecked Sendable {
                                   value: value,
                                   schemaHeader: record.headers.first { $0.name == MessageSchema.headerKey }
                                       .flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } },
-                                  json: json, receivedAt: now)
+                                  json: json, receivedAt: now,
+                                  producedAt: record.timestampMs.map { Date(timeIntervalSince1970: Double($0) / 1_000) })
                 }
                 records.withLock { $0.append(contentsOf: parsed) }
             }

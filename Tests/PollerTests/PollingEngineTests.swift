@@ -26,7 +26,7 @@ struct EngineHarness {
     init(configuration: PollingEngine.Configuration, start: Timestamp = t(0)) {
         engine = PollingEngine(configuration: configuration, random: SplitMix64(seed: 9))
         now = start
-        apply(engine.assigned([partition]))
+        apply(engine.assigned([PollingEngine.AssignedPartition(partition)]))
     }
 
     mutating func apply(_ actions: [PollingEngine.Action]) {
@@ -47,14 +47,21 @@ struct EngineHarness {
             case .publishDeadLetter(let token, let message):
                 deadLetters.append(message)
                 pendingDeadLetters.append(token)
-            case .storeOffset(let p, let offset):
-                #expect(p == partition)
-                #expect(offset > stored)
-                stored = offset
+            case .commitSoon:
+                commit()
             case .pauseFetching: pausedFetching = true
             case .resumeFetching: pausedFetching = false
-            case .banned, .keyDisabled, .slowdownChanged: break
+            case .banned, .keyDisabled, .slowdownChanged, .skippedFinished, .commitMetadataIgnored: break
             }
+        }
+    }
+
+    /// What the driver's commit timer does (here at once): the committed offset only grows.
+    mutating func commit() {
+        for commit in engine.pendingCommits() {
+            #expect(commit.partition == partition)
+            #expect(commit.offset >= stored)
+            stored = commit.offset
         }
     }
 
@@ -148,6 +155,8 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
         #expect(h.solutions["a"]?.context.metadata?.description == #"{"m":1}"#)
         #expect(h.failures["b"]?.reason == .taskError)
         #expect(h.failures["b"]?.errorCode == "ERROR_CAPTCHA_UNSOLVABLE")
+        #expect(h.failures["b"]?.errorId == 1, "a failure from an API answer carries its errorId")
+        #expect(h.failures["b"].map { String(decoding: $0.jsonBytes(), as: UTF8.self).contains(#""errorId":1"#) } == true)
         #expect(h.callsPerTask["old"] == nil)
         #expect(h.stored == 4)
         // Polls of one task respect the interval; the first waits the initial delay.
@@ -232,8 +241,8 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
         h.now = t(5)
         h.step() // both called
         #expect(h.pendingCalls.count == 2)
-        let revokeActions = h.engine.revoked([h.partition])
-        #expect(revokeActions.contains(.storeOffset(h.partition, offset: 0)))
+        let revoked = h.engine.revoked([h.partition])
+        #expect(revoked.commits.map(\.offset) == [0])
         #expect(h.engine.inFlightCount == 0)
         h.script["a"] = [solved]
         h.step() // late answers: permits returned, nothing published
@@ -258,7 +267,7 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
         h.receive(#"{"taskId":"x2"}"#)
         #expect(h.pausedFetching)
         // A rebalance while paused re-applies the pause.
-        #expect(h.engine.assigned([PartitionID(topic: "captcha.tasks", partition: 1)]) == [.pauseFetching])
+        #expect(h.engine.assigned([PollingEngine.AssignedPartition(PartitionID(topic: "captcha.tasks", partition: 1))]) == [.pauseFetching])
         h.now = t(5)
         h.step()
         h.now = t(5.2)
@@ -343,5 +352,110 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
         }
         #expect(h.stored == 2_000)
         #expect(h.engine.callsInProgress == 0)
+    }
+}
+
+@Test func providerErrorIdReachesTheEngine() {
+    let outcome = PollOutcome(TaskOutcome.failed(.task, code: "ERROR_CAPTCHA_UNSOLVABLE", description: "no", errorId: 12))
+    #expect(outcome == .taskFailed(ProviderError(errorId: 12, errorCode: "ERROR_CAPTCHA_UNSOLVABLE", errorDescription: "no")))
+    let account = PollOutcome(TaskOutcome.failed(.account, code: "ERROR_ZERO_BALANCE", description: nil, errorId: 10))
+    #expect(account == .accountError(ProviderError(errorId: 10, errorCode: "ERROR_ZERO_BALANCE")))
+}
+
+/// Commit state across owners: skip what the last owner finished, drain on revoke.
+@Suite struct PollingEngineHandoverTests {
+    /// A harness whose partition was handed over with this commit.
+    func handedOver(committed: Int64, finished: [Range<Int64>], metadata: String? = nil) -> EngineHarness {
+        var h = EngineHarness(configuration: config())
+        _ = h.engine.revoked([h.partition])
+        let text = metadata ?? OffsetCommitMetadata.encode(base: committed, finished: finished).metadata
+        h.apply(h.engine.assigned([PollingEngine.AssignedPartition(h.partition, committedOffset: committed, metadata: text)]))
+        h.nextOffset = committed
+        return h
+    }
+
+    @Test func recordsTheLastOwnerFinishedAreSkippedWithoutACallOrAnOutput() {
+        var h = handedOver(committed: 0, finished: [1..<3])
+        for id in ["a", "b", "c", "d"] {
+            h.script[id] = [solved]
+            h.receive(#"{"taskId":"\#(id)"}"#)
+        }
+        #expect(h.log.filter { if case .skippedFinished = $0 { return true } else { return false } }.count == 2)
+        h.runToCompletion()
+        #expect(Set(h.solutions.keys) == ["a", "d"], "b and c were finished by the last owner")
+        #expect(h.callsPerTask["b"] == nil && h.callsPerTask["c"] == nil)
+        #expect(h.stored == 4)
+    }
+
+    @Test func unusableMetadataIsReportedAndNothingIsSkipped() {
+        var h = handedOver(committed: 0, finished: [], metadata: "ezp1:not-base64!")
+        #expect(h.log.contains { if case .commitMetadataIgnored = $0 { return true } else { return false } })
+        for id in ["a", "b"] {
+            h.script[id] = [solved]
+            h.receive(#"{"taskId":"\#(id)"}"#)
+        }
+        h.runToCompletion()
+        #expect(Set(h.solutions.keys) == ["a", "b"])
+    }
+
+    @Test func revokingLetsCallsFinishAndPublishesOnlyResults() throws {
+        var h = EngineHarness(configuration: config())
+        h.script["a"] = [.processing]
+        h.script["b"] = [solved]
+        h.receive(#"{"taskId":"a"}"#) // offset 0
+        h.receive(#"{"taskId":"b"}"#) // offset 1
+        h.receive(#"{"taskId":"late"}"#, createdAt: h.now) // offset 2, polled later
+        h.now = t(5)
+        h.apply(h.engine.tick(now: h.now))
+        let calling = h.pendingCalls.map(\.1)
+        #expect(Set(calling) == ["a", "b", "late"])
+        // Keep "late" waiting: answer it first, so only a and b are in a call at the revoke.
+        let lateCall = h.pendingCalls.first { $0.1 == "late" }!
+        h.pendingCalls.removeAll { $0.1 == "late" }
+        h.apply(h.engine.callCompleted(lateCall.0, clientKey: lateCall.2, outcome: .processing, now: h.now))
+
+        h.apply(h.engine.revoking([h.partition]))
+        #expect(h.engine.busyCount(in: [h.partition]) == 2, "a and b in a call; the waiting task was dropped")
+        #expect(h.engine.inFlightCount == 2)
+        h.receive(#"{"taskId":"new"}"#) // arrives during the drain: left for the next owner
+        #expect(h.engine.inFlightCount == 2)
+
+        let calls = h.pendingCalls
+        h.pendingCalls = []
+        for (handle, taskId, key) in calls {
+            h.apply(h.engine.callCompleted(handle, clientKey: key, outcome: h.script[taskId]![0], now: h.now))
+        }
+        #expect(h.solutions.keys.sorted() == ["b"], "a result is published; a still-processing task is not")
+        #expect(h.engine.busyCount(in: [h.partition]) == 1, "b's output not acknowledged yet")
+        // Acknowledged, but the commit timer has not run: the revoke's commit carries it.
+        for handle in h.pendingPublishes { #expect(h.engine.published(handle).contains(.commitSoon)) }
+        h.pendingPublishes = []
+        #expect(h.engine.busyCount(in: [h.partition]) == 0)
+        let (commits, _) = h.engine.revoked([h.partition])
+        let commit = try #require(commits.first)
+        #expect(commit.offset == 0, "a is unfinished")
+        #expect(try OffsetCommitMetadata.decode(commit.metadata, base: 0) == [1..<2], "b is recorded finished")
+        #expect(h.engine.inFlightCount == 0)
+    }
+
+    @Test func aLostPartitionIsNotCommitted() {
+        var h = EngineHarness(configuration: config())
+        h.script["a"] = [solved]
+        h.receive(#"{"taskId":"a"}"#)
+        let (commits, _) = h.engine.revoked([h.partition], lost: true)
+        #expect(commits.isEmpty)
+    }
+
+    @Test func commitSoonIsSentOncePerRound() {
+        var h = EngineHarness(configuration: config())
+        h.receive(#"{"taskId":"x"}"#, createdAt: h.now - .seconds(400)) // expires at once
+        h.receive(#"{"taskId":"y"}"#, createdAt: h.now - .seconds(400))
+        let publishes = h.pendingPublishes
+        h.pendingPublishes = []
+        let first = h.engine.published(publishes[0])
+        let second = h.engine.published(publishes[1])
+        #expect(first.contains(.commitSoon))
+        #expect(!second.contains(.commitSoon), "one request until the commit runs")
+        #expect(h.engine.pendingCommits().map(\.offset) == [2])
     }
 }

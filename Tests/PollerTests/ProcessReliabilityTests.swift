@@ -81,43 +81,60 @@ struct ProcessReliabilityTests {
         return offsets.mapValues { $0 ?? 0 }
     }
 
-    @Test("kill -9 with tasks in flight, then a new member: every task ends; duplicates lie after the watermark")
+    /// The commit interval the spawned members use (their default).
+    static let commitInterval = 0.25
+    /// Allowance on top of the commit interval for the commit's round trip and a busy machine.
+    static let commitSlack = 1.0
+
+    /// Duplicated task ids, and how many first outputs were produced in the last
+    /// commit interval (plus slack) before each kill: what a crash may repeat.
+    static func crashWindow(_ all: [Output], kills: [Date], partitions: Set<Int>? = nil) -> (duplicated: [String], inWindow: Int) {
+        var first: [String: Output] = [:]
+        var count: [String: Int] = [:]
+        for output in all {
+            guard let id = output.taskId else { continue }
+            count[id, default: 0] += 1
+            if first[id] == nil { first[id] = output }
+        }
+        let window = commitInterval + commitSlack
+        let inWindow = first.values.filter { output in
+            guard let at = output.producedAt else { return false }
+            if let partitions, let partition = output.sourcePartition, !partitions.contains(partition) { return false }
+            return kills.contains { at <= $0 && at >= $0.addingTimeInterval(-window) }
+        }.count
+        return (count.filter { $0.value > 1 }.map(\.key), inWindow)
+    }
+
+    @Test("kill -9 twice while 5,000 tasks arrive at 250/s: nothing lost; duplicates only what was acknowledged in the last commit interval")
     func crashAndRecover() async throws {
         var sim = SimulatorConfig()
         sim.validKeys = [PipelineHarness.goodKey]
         sim.solveTime = .init(median: 30, min: 5, max: 90)
         let harness = try await PipelineHarness(simulator: sim)
-        let tasks = harness.simulator.createTasks(count: 5_000, clientKey: PipelineHarness.goodKey)
         let outputs = try harness.outputs()
-        let first = try RunProcess(harness: harness, group: "crash-group", key: PipelineHarness.goodKey)
-        try await harness.publish(tasks.map { PipelineHarness.event(taskId: $0) })
-        try await waitUntil("a first share of outputs", timeout: 120) { outputs.count >= 1_000 }
-        first.kill9()
-        let atCrash = outputs.count
-        let watermarks = try await committed(harness, group: "crash-group")
-
-        let second = try RunProcess(harness: harness, group: "crash-group", key: PipelineHarness.goodKey)
-        try await waitUntil("every task has an output", timeout: 180) { Set(outputs.all.compactMap(\.taskId)).count >= 5_000 }
-        #expect(second.terminate() < 30)
-        let all = outputs.all
-        var count: [String: Int] = [:]
-        for output in all { count[output.taskId!, default: 0] += 1 }
-        #expect(Set(count.keys) == Set(tasks), "nothing lost")
-        var duplicatedTasks = 0
-        for (taskId, n) in count where n > 1 {
-            duplicatedTasks += 1
-            for output in all where output.taskId == taskId {
-                let source = try #require(output.json["source"] as? [String: Any])
-                let partition = TopicPartition(PipelineHarness.topics.input, Int32(source["partition"] as! Int))
-                #expect(Int64(source["offset"] as! Int) >= watermarks[partition] ?? 0, "a duplicate below the committed watermark")
-            }
+        var member = try RunProcess(harness: harness, group: "crash-group", key: PipelineHarness.goodKey)
+        let publishing = Task { try await harness.publishNewTasks(count: 5_000, perSecond: 250) }
+        var kills: [Date] = []
+        for threshold in [800, 2_500] {
+            try await waitUntil("\(threshold) outputs", timeout: 120) { outputs.count >= threshold }
+            member.kill9()
+            kills.append(Date())
+            member = try RunProcess(harness: harness, group: "crash-group", key: PipelineHarness.goodKey)
         }
-        print("crash: 5000 tasks, \(atCrash) outputs before kill -9, watermarks \(watermarks.sorted { $0.key < $1.key }.map(\.value)), \(duplicatedTasks) tasks published twice, \(all.count) outputs in all, 0 lost")
+        let tasks = try await publishing.value
+        try await waitUntil("every task has an output", timeout: 180) { Set(outputs.all.compactMap(\.taskId)).count >= 5_000 }
+        #expect(member.terminate() < 30)
+        let all = outputs.all
+        #expect(Set(all.compactMap(\.taskId)) == Set(tasks), "nothing lost")
+        let (duplicated, inWindow) = Self.crashWindow(all, kills: kills)
+        #expect(duplicated.count <= inWindow,
+                "duplicates beyond what was acknowledged in the last \(Self.commitInterval) s (+\(Self.commitSlack) s) before each kill")
+        print("crash: 5000 tasks at 250/s, kill -9 at \(kills.count) points: \(duplicated.count) tasks published twice (\(String(format: "%.2f", Double(duplicated.count) / 50)) %), bound \(inWindow) (first outputs produced within \(Self.commitInterval + Self.commitSlack) s before a kill), \(all.count) outputs in all, 0 lost")
         await outputs.close()
         await harness.shutdown()
     }
 
-    @Test("SIGTERM under load: exits in bound, leaves the group at once, loses nothing; no clientKey anywhere at debug level")
+    @Test("SIGTERM under load, then a restart: exits in bound, leaves the group at once, nothing lost or repeated; no clientKey anywhere at debug level")
     func gracefulStopAndSecrets() async throws {
         let secret = "SECRET-KEY-\(UUID().uuidString)"
         let eventSecret = "EVENT-KEY-\(UUID().uuidString)"
@@ -157,23 +174,36 @@ struct ProcessReliabilityTests {
         #expect(exitSeconds < 30, "exit within the shutdown bound: \(exitSeconds) s")
         // The remaining member takes over at once (the leaver left the group; no
         // session timeout to wait for) and finishes everything.
-        try await waitUntil("every record and probe has an output", timeout: 180) { Set(outputs.all.compactMap { $0.key }).count >= 2_005 }
+        try await waitUntil("every probe has an output", timeout: 60) { Set(outputs.all.compactMap(\.taskId)).isSuperset(of: probes) }
         let takeover = probes.compactMap { probe in outputs.all.first { $0.taskId == probe }?.receivedAt.timeIntervalSince(stoppedAt) }.max() ?? .infinity
+        // The stopped member comes back (a rolling restart): partitions move to it again.
+        let restarted = try RunProcess(harness: harness, group: "term-group", key: secret, extra: extra)
+        try await waitUntil("the restarted member owns partitions", timeout: 60) { !restarted.ownedPartitions.isEmpty }
+        try await waitUntil("every record and probe has an output", timeout: 180) { Set(outputs.all.compactMap { $0.key }).count >= 2_005 }
         let metrics = try await HTTPProbe(base: "http://127.0.0.1:\(metricsPort)").get("/metrics")
         #expect(metrics.status == 200 && metrics.body.contains("ezpoll_"))
-        #expect(second.terminate() < 30)
-        #expect(second.process.terminationStatus == 0, "exit status \(second.process.terminationStatus); last log lines:\n\(second.log.split(separator: "\n").suffix(15).joined(separator: "\n"))")
+        for member in [second, restarted] {
+            #expect(member.terminate() < 30)
+            #expect(member.process.terminationStatus == 0, "exit status \(member.process.terminationStatus); last log lines:\n\(member.log.split(separator: "\n").suffix(15).joined(separator: "\n"))")
+        }
 
         let all = outputs.all
         #expect(Set(all.compactMap(\.taskId)).isSuperset(of: Set(tasks)), "nothing lost")
-        let logs = first.log + second.log
+        // A graceful stop, a member leaving and a member joining repeat nothing: calls in
+        // progress finished, their outputs were acknowledged and committed, and the next
+        // owner skipped what the commit metadata recorded as finished.
+        var perKey: [String: Int] = [:]
+        for output in all { perKey[output.key ?? "", default: 0] += 1 }
+        let repeated = perKey.filter { $0.value > 1 }
+        #expect(repeated.isEmpty, "\(repeated.count) records with more than one output, e.g. \(repeated.prefix(5))")
+        let logs = first.log + second.log + restarted.log
         #expect(logs.contains("pipeline stopped"), "the graceful path ran")
         for key in [secret, eventSecret] {
             #expect(!logs.contains(key), "a clientKey in a log line")
             #expect(!all.contains { String(decoding: $0.value, as: UTF8.self).contains(key) }, "a clientKey in an output")
             #expect(!metrics.body.contains(key), "a clientKey in a metric")
         }
-        print("sigterm: exit after \(String(format: "%.1f", exitSeconds)) s, left the group (LeaveGroup seen by the broker), every partition worked again \(String(format: "%.1f", takeover)) s later (the mock's join delay is 5 s), \(all.count) outputs for 2001 records, \(logs.split(separator: "\n").count) debug log lines without a key")
+        print("sigterm: exit after \(String(format: "%.1f", exitSeconds)) s, left the group (LeaveGroup seen by the broker), every partition worked again \(String(format: "%.1f", takeover)) s later (the mock's join delay is 5 s), then a restart joined; \(all.count) outputs for 2005 records (\(repeated.count) repeated), \(logs.split(separator: "\n").count) debug log lines without a key")
         await outputs.close()
         await harness.shutdown()
     }
@@ -219,6 +249,12 @@ struct ProcessReliabilityTests {
         #expect(Set(all.compactMap(\.taskId)) == Set(tasks + probes), "nothing lost")
         #expect(all.filter { probes.contains($0.taskId ?? "") }.allSatisfy { $0.json["reason"] as? String == "expired" })
         let duplicates = all.count - Set(all.compactMap(\.taskId)).count
+        // A join and a graceful stop repeat nothing; only the killed member's partitions
+        // repeat, and no more than it had acknowledged in its last commit interval.
+        let (duplicated, inWindow) = Self.crashWindow(all, kills: [killedAt], partitions: orphaned)
+        let outside = all.filter { duplicated.contains($0.taskId ?? "") && !orphaned.contains($0.sourcePartition ?? -1) }
+        #expect(outside.isEmpty, "duplicates on partitions the killed member did not own: \(outside.prefix(3).map { $0.taskId ?? "" })")
+        #expect(duplicated.count <= inWindow, "more duplicates than the killed member acknowledged in its last commit interval")
         let seconds = { (values: [Double]) in values.map { String(format: "%.1f", $0) }.joined(separator: ", ") }
         print("scale-out: 6000 tasks over 12 partitions, 3 members + 1 joined, 1 SIGTERM, 1 kill -9: \(all.count - probes.count) outputs, \(duplicates) duplicates; the dead member's partitions \(orphaned.sorted()) worked again \(seconds(orphanedResumed)) s after the kill (session timeout 6 s), the others \(others) after \(seconds(othersResumed)) s; all done \(String(format: "%.1f", finishedAfterKill)) s after it")
         await outputs.close()

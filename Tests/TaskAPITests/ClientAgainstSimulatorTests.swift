@@ -65,7 +65,7 @@ struct ClientAgainstSimulatorTests {
         try await withSimulator { server, client in
             let unknown = await client.getTaskResult(taskId: "00000000-0000-4000-8000-000000000000", clientKey: key)
             #expect(unknown.failureCode == "ERROR_TASKID_INVALID")
-            if case .failed(let failureClass, _, let description) = unknown {
+            if case .failed(let failureClass, _, let description, _) = unknown {
                 #expect(failureClass == .task)
                 #expect(description == SimProviderError.taskIdInvalid.description)
             }
@@ -92,10 +92,10 @@ struct ClientAgainstSimulatorTests {
             let id = server.createTask(solveTime: 100)
             let unknownKey = await client.getTaskResult(taskId: id, clientKey: ClientKey("wrong"))
             #expect(unknownKey.failureCode == "ERROR_KEY_DOES_NOT_EXIST")
-            if case .failed(let failureClass, _, _) = unknownKey { #expect(failureClass == .account) }
+            if case .failed(let failureClass, _, _, _) = unknownKey { #expect(failureClass == .account) }
             let broke = await client.getTaskResult(taskId: id, clientKey: ClientKey("broke"))
             #expect(broke.failureCode == "ERROR_ZERO_BALANCE")
-            if case .failed(let failureClass, _, _) = broke { #expect(failureClass == .account) }
+            if case .failed(let failureClass, _, _, _) = broke { #expect(failureClass == .account) }
             #expect(await client.getTaskResult(taskId: id, clientKey: ClientKey("good")) == .processing)
         }
     }
@@ -203,7 +203,7 @@ struct ClientAgainstSimulatorTests {
         let client = try TaskResultClient(profile: profile, configuration: clientConfig)
         let outcome = await client.getTaskResult(taskId: "x", clientKey: key)
         await client.shutdown()
-        guard case .failed(.transient(let reason, nil), _, _) = outcome, reason == .connection || reason == .timeout else {
+        guard case .failed(.transient(let reason, nil), _, _, _) = outcome, reason == .connection || reason == .timeout else {
             Issue.record("expected connection failure, got \(outcome)")
             return
         }

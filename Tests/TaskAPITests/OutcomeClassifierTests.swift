@@ -10,6 +10,14 @@ struct OutcomeClassifierTests {
                                    profile: .ezCaptcha, now: Date(timeIntervalSince1970: 1_700_000_000))
     }
 
+    @Test func providerErrorsKeepTheirErrorId() {
+        #expect(classify(200, [], #"{"errorId":12,"errorCode":"ERROR_CAPTCHA_UNSOLVABLE","errorDescription":"no"}"#)
+            == .failed(.task, code: "ERROR_CAPTCHA_UNSOLVABLE", description: "no", errorId: 12))
+        #expect(classify(200, [], #"{"errorId":"1","errorCode":"ERROR_KEY_DOES_NOT_EXIST"}"#)
+            == .failed(.account, code: "ERROR_KEY_DOES_NOT_EXIST", description: nil, errorId: 1))
+        #expect(classify(200, [], #"{"errorId":16}"#) == .failed(.task, code: "ERROR_ID_16", description: nil, errorId: 16))
+    }
+
     @Test func http429HonoursRetryAfterSeconds() {
         #expect(classify(429, [("Retry-After", "7")], "slow down")
             == .failed(.transient(.httpStatus(429), retryAfter: .seconds(7)), code: "HTTP_429", description: nil))
@@ -45,7 +53,7 @@ struct OutcomeClassifierTests {
 
     @Test func clientErrorWithProviderErrorBodyUsesTheBody() {
         let outcome = classify(400, [], #"{"errorId":1,"errorCode":"ERROR_KEY_DOES_NOT_EXIST"}"#)
-        #expect(outcome == .failed(.account, code: "ERROR_KEY_DOES_NOT_EXIST", description: nil))
+        #expect(outcome == .failed(.account, code: "ERROR_KEY_DOES_NOT_EXIST", description: nil, errorId: 1))
     }
 
     @Test func clientErrorWithoutBodyIsTransientHTTP() {
@@ -54,7 +62,7 @@ struct OutcomeClassifierTests {
 
     @Test func okWithRetryAfterOnBusyCode() {
         let outcome = classify(200, [("Retry-After", "3")], #"{"errorId":1,"errorCode":"ERROR_NO_SLOT_AVAILABLE"}"#)
-        #expect(outcome == .failed(.transient(.providerBusy, retryAfter: .seconds(3)), code: "ERROR_NO_SLOT_AVAILABLE", description: nil))
+        #expect(outcome == .failed(.transient(.providerBusy, retryAfter: .seconds(3)), code: "ERROR_NO_SLOT_AVAILABLE", description: nil, errorId: 1))
     }
 
     @Test func stableNames() {

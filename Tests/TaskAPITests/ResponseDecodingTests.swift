@@ -158,7 +158,7 @@ struct ResponseDecodingTests {
             break
         case (.ready(let expected), .ready(let solution)):
             #expect(solution.bytes == Array(expected.utf8), "\(c.name)")
-        case (.failed(let expectedClass, let expectedCode), .failed(let failureClass, let code, _)):
+        case (.failed(let expectedClass, let expectedCode), .failed(let failureClass, let code, _, _)):
             #expect(failureClass == expectedClass, "\(c.name)")
             #expect(code == expectedCode, "\(c.name)")
         default:
@@ -178,6 +178,6 @@ struct ResponseDecodingTests {
             status: 200, headers: HTTPHeaders(),
             body: Array(#"{"errorId":1,"errorCode":"ERROR_TASKID_INVALID","errorDescription":"Task ID \"x\" invalid"}"#.utf8),
             profile: .ezCaptcha)
-        #expect(outcome == .failed(.task, code: "ERROR_TASKID_INVALID", description: "Task ID \"x\" invalid"))
+        #expect(outcome == .failed(.task, code: "ERROR_TASKID_INVALID", description: "Task ID \"x\" invalid", errorId: 1))
     }
 }

@@ -39,7 +39,7 @@ func fastClientConfig() -> TaskResultClient.Configuration {
 /// Checks a failure's class and code (not its description).
 func expectFailed(_ outcome: TaskOutcome, _ expected: FailureClass, _ code: String,
                   sourceLocation: SourceLocation = #_sourceLocation) {
-    guard case .failed(let actual, let actualCode, _) = outcome, actual == expected, actualCode == code else {
+    guard case .failed(let actual, let actualCode, _, _) = outcome, actual == expected, actualCode == code else {
         Issue.record("expected failed(\(expected), \(code)), got \(outcome)", sourceLocation: sourceLocation)
         return
     }

@@ -7,8 +7,10 @@ import TaskAPI
 ///
 /// The driver around `PollingEngine`: an ingest loop (consumer batches → decode →
 /// core), a dispatch loop (due polls → HTTP calls, bounded by the core's limits),
-/// the publisher (producer with a delivery callback that moves the watermark) and
-/// the rebalance handler (revoke: store final watermarks, drop the partitions' work).
+/// the publisher (producer with a delivery callback that finishes offsets), the
+/// commit loop (offsets with finished-offset metadata, shortly after acks) and the
+/// rebalance handler (assign: skip what the last owner finished; revoke: let calls
+/// in progress finish and their outputs be acknowledged, commit, drop the rest).
 /// Every core call runs under one lock; its actions run after the lock is released.
 public final class Pipeline: @unchecked Sendable {
     public struct Topics: Sendable {
@@ -24,8 +26,12 @@ public final class Pipeline: @unchecked Sendable {
         public var engine: PollingEngine.Configuration
         public var consumer: KafkaConsumerConfiguration
         public var producer: KafkaProducerConfiguration
-        /// Longest a graceful shutdown waits for running calls and unacknowledged results.
-        public var shutdownTimeout: Duration = .seconds(20)
+        /// Longest a graceful stop or a revoke waits for calls in progress and for the
+        /// acknowledgement of their results before it commits and gives the partitions up.
+        public var drainTimeout: Duration = .seconds(10)
+        /// How soon after an acknowledgement its offset is committed (with the finished
+        /// offsets above the watermark in the metadata): the most a crash repeats.
+        public var commitInterval: Duration = .milliseconds(250)
 
         public init(engine: PollingEngine.Configuration, consumer: KafkaConsumerConfiguration, producer: KafkaProducerConfiguration) {
             self.engine = engine
@@ -44,6 +50,10 @@ public final class Pipeline: @unchecked Sendable {
     private let counters = PipelineCounters()
     private let wakeup = Wakeup()
     let stopRequested = OnceFlag()
+    /// Signalled when calls or publishes of draining partitions finish.
+    private let drained = NSCondition()
+    private let commitRequests: AsyncStream<Void>
+    private let commitRequester: AsyncStream<Void>.Continuation
     /// Prometheus metrics and the state behind `/health` (Observability/).
     public let metrics: PipelineMetrics
 
@@ -58,7 +68,12 @@ public final class Pipeline: @unchecked Sendable {
             metrics.kafkaEvent(event)
             eventHandler?(event)
         }
-        self.consumer = try KafkaConsumer(configuration: configuration.consumer, logger: logger, eventHandler: events)
+        // Commits are explicit, with metadata: auto-commit would overwrite it.
+        var consumerConfiguration = configuration.consumer
+        consumerConfiguration.autoCommitIntervalMs = nil
+        consumerConfiguration.properties["enable.auto.commit"] = nil
+        (commitRequests, commitRequester) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+        self.consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger, eventHandler: events)
         self.producer = try KafkaProducer(configuration: configuration.producer, logger: logger, eventHandler: events)
     }
 
@@ -73,12 +88,15 @@ public final class Pipeline: @unchecked Sendable {
     public var inFlight: Int { withEngine { $0.inFlightCount } }
     public var assignedPartitions: Set<TopicPartition> { consumer.assignedPartitions }
 
-    /// Asks `run()` to stop gracefully: no new polls, running ones finish, results are
-    /// flushed and their offsets stored, the consumer leaves the group.
+    /// Asks `run()` to stop gracefully: no new records or polls, calls in progress
+    /// finish (at most the drain timeout), their results are acknowledged, offsets and
+    /// finished-offset metadata committed, and the consumer leaves the group.
     public func shutdown() {
         guard stopRequested.set() else { return }
         metrics.stopping()
         logger.info("shutdown requested")
+        consumer.pauseAll()
+        perform(withEngine { $0.revoking($0.assignedPartitions) })
         wakeup.signal()
     }
 
@@ -95,16 +113,19 @@ public final class Pipeline: @unchecked Sendable {
             "maxConcurrentCalls": "\(configuration.engine.maxConcurrentCalls)",
         ])
         async let ingest: Void = ingestLoop()
+        async let commits: Void = commitLoop()
         await dispatchLoop()
 
-        // Graceful drain: running calls are done and their results queued.
-        let timeoutMs = Int32(clamping: configuration.shutdownTimeout.milliseconds)
+        // Graceful drain: the calls in progress are done (or cut off at the drain
+        // timeout) and their results acknowledged; commit, then leave the group.
         do {
-            try await producer.flush(timeoutMs: timeoutMs)
+            try await producer.flush(timeoutMs: 1_000)
         } catch {
-            logger.error("results not acknowledged before shutdown; their records will be replayed: \(error)")
+            logger.error("results not acknowledged before shutdown; their records will be processed again: \(error)")
         }
-        perform(withEngine { $0.finalOffsets() })
+        commitRequester.finish()
+        await commits
+        await commitPending()
         await consumer.close()
         await ingest
         await producer.close(timeoutMs: 5_000)
@@ -141,6 +162,7 @@ public final class Pipeline: @unchecked Sendable {
 
     private func dispatchLoop() async {
         await withDiscardingTaskGroup { group in
+            defer { group.cancelAll() } // calls still running after the drain: cut off
             while !stopRequested.isSet {
                 let now = WallClock.now()
                 let (actions, next) = withEngine { engine in (engine.tick(now: now), engine.nextWakeup(now: now)) }
@@ -156,7 +178,89 @@ public final class Pipeline: @unchecked Sendable {
                 await performAsync(rest)
                 await wakeup.wait(until: next)
             }
+            await drain(withEngine { Set($0.assignedPartitions) })
         }
+    }
+
+    // MARK: Drain and commit
+
+    /// Waits until the partitions have no call in progress and no unacknowledged
+    /// output, or the drain timeout passed. Blocks: the rebalance callback calls it on
+    /// the consumer's thread; `drain(_:) async` runs it on a thread of its own.
+    private func drainBlocking(_ partitions: Set<PartitionID>) {
+        guard !partitions.isEmpty else { return }
+        let deadline = Date().addingTimeInterval(Double(configuration.drainTimeout.milliseconds) / 1_000)
+        var busy = withEngine { $0.busyCount(in: partitions) }
+        while busy > 0 && Date() < deadline {
+            drained.lock()
+            // Bounded wait: a signal between the count and the wait costs at most this.
+            _ = drained.wait(until: min(deadline, Date().addingTimeInterval(0.05)))
+            drained.unlock()
+            busy = withEngine { $0.busyCount(in: partitions) }
+        }
+        if busy > 0 {
+            logger.warning("drain timeout: calls or results still pending; those records will be processed again",
+                           metadata: ["pending": "\(busy)", "partitions": "\(partitions.sorted { $0.description < $1.description })"])
+        }
+    }
+
+    private func drain(_ partitions: Set<PartitionID>) async {
+        await Self.offThread { [self] in drainBlocking(partitions) }
+    }
+
+    /// Runs blocking work on a thread of its own, never on the cooperative pool.
+    private static func offThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: body()) }
+        }
+    }
+
+    private func signalDrained() {
+        drained.lock()
+        drained.broadcast()
+        drained.unlock()
+    }
+
+    /// Commits shortly after something finished; idle when nothing changes.
+    private func commitLoop() async {
+        for await _ in commitRequests {
+            try? await Task.sleep(for: configuration.commitInterval)
+            await commitPending()
+        }
+    }
+
+    /// Commits every partition that changed, offsets and finished-offset metadata.
+    private func commitPending() async {
+        await Self.offThread { [self] in
+            var commits: [OffsetTracker.Commit] = []
+            let failed = consumer.commitBlocking {
+                commits = withEngine { $0.pendingCommits() }
+                return commits.map(Self.kafkaOffset)
+            }
+            let refused = commits.filter { failed[Self.topicPartition($0)] != nil }
+            if !refused.isEmpty {
+                logger.warning("offset commit failed; retrying", metadata: ["errors": "\(failed.values.map(\.message))"])
+                perform(withEngine { $0.commitFailed(refused) })
+            }
+            committed(commits.filter { failed[Self.topicPartition($0)] == nil })
+        }
+    }
+
+    private func committed(_ done: [OffsetTracker.Commit]) {
+        guard !done.isEmpty else { return }
+        metrics.committed(done)
+        for commit in done where commit.truncated {
+            logger.warning("finished offsets above the watermark exceed the commit metadata cap; a crash or handover repeats the rest",
+                           metadata: ["partition": "\(commit.partition)", "offset": "\(commit.offset)"])
+        }
+    }
+
+    static func topicPartition(_ commit: OffsetTracker.Commit) -> TopicPartition {
+        TopicPartition(commit.partition.topic, commit.partition.partition)
+    }
+
+    static func kafkaOffset(_ commit: OffsetTracker.Commit) -> TopicPartitionOffset {
+        TopicPartitionOffset(topicPartition(commit), offset: commit.offset, metadata: commit.metadata)
     }
 
     private func poll(_ handle: TaskHandle, taskId: String, key: ClientKey) async {
@@ -166,6 +270,7 @@ public final class Pipeline: @unchecked Sendable {
         let now = WallClock.now()
         let actions = withEngine { $0.callCompleted(handle, clientKey: key, outcome: PollOutcome(outcome), now: now) }
         wakeup.signal()
+        signalDrained()
         await performAsync(actions)
     }
 
@@ -174,11 +279,16 @@ public final class Pipeline: @unchecked Sendable {
     /// Everything but publishing and calling; safe on any thread (also inside the
     /// rebalance callback and the delivery callback).
     private func perform(_ actions: [PollingEngine.Action]) {
-        var stores: [TopicPartitionOffset] = []
         for action in actions {
             switch action {
-            case .storeOffset(let partition, let offset):
-                stores.append(TopicPartitionOffset(TopicPartition(partition.topic, partition.partition), offset: offset))
+            case .commitSoon:
+                commitRequester.yield()
+            case .skippedFinished(let partition, let offset):
+                counters.skippedFinished()
+                logger.debug("skipped: finished by the last owner", metadata: ["partition": "\(partition)", "offset": "\(offset)"])
+            case .commitMetadataIgnored(let partition, let reason):
+                logger.warning("commit metadata ignored; records finished above the committed offset will be processed again",
+                               metadata: ["partition": "\(partition)", "reason": "\(reason)"])
             case .pauseFetching:
                 logger.info("in-flight limit reached: pausing input", metadata: ["inFlight": "\(configuration.engine.maxInFlight)"])
                 consumer.pauseAll()
@@ -198,7 +308,6 @@ public final class Pipeline: @unchecked Sendable {
                 assertionFailure("perform cannot publish or call")
             }
         }
-        store(stores)
     }
 
     private func performAsync(_ actions: [PollingEngine.Action]) async {
@@ -224,17 +333,6 @@ public final class Pipeline: @unchecked Sendable {
             }
         }
         perform(other)
-    }
-
-    private func store(_ offsets: [TopicPartitionOffset]) {
-        guard !offsets.isEmpty else { return }
-        do {
-            try consumer.storeOffsets(offsets)
-            metrics.stored(offsets)
-        } catch {
-            // The partition went away meanwhile: its new owner starts from the last stored watermark.
-            logger.debug("offset store skipped: \(error)")
-        }
     }
 
     // MARK: Publishing
@@ -268,6 +366,7 @@ public final class Pipeline: @unchecked Sendable {
                         }
                     }
                     perform(actions)
+                    signalDrained()
                 case .failure(let error):
                     metrics.delivered(topic: outgoing.topic, success: false)
                     logger.error("result not delivered, retrying", metadata: ["topic": "\(outgoing.topic)", "error": "\(error)"])
@@ -286,16 +385,35 @@ public final class Pipeline: @unchecked Sendable {
 
     private func rebalanced(_ event: KafkaConsumer.RebalanceEvent) {
         switch event {
-        case .assigned(let partitions):
-            perform(withEngine { $0.assigned(partitions.map { PartitionID(topic: $0.topic, partition: $0.partition) }) })
+        case .assigned(let partitions, let committed):
+            let assigned = partitions.map { tp in
+                PollingEngine.AssignedPartition(PartitionID(topic: tp.topic, partition: tp.partition),
+                                                committedOffset: committed?[tp]?.offset, metadata: committed?[tp]?.metadata)
+            }
+            perform(withEngine { $0.assigned(assigned) })
             metrics.assigned() // the consumer logs the assignment
         case .revoked(let partitions, let lost):
-            let actions = withEngine { $0.revoked(partitions.map { PartitionID(topic: $0.topic, partition: $0.partition) }) }
+            let ids = partitions.map { PartitionID(topic: $0.topic, partition: $0.partition) }
             if lost {
-                // Another member may own them already: storing would move its offsets.
-                perform(actions.filter { if case .storeOffset = $0 { return false } else { return true } })
+                // Another member may own them already: no drain, no commit.
+                perform(withEngine { $0.revoked(ids, lost: true) }.actions)
             } else {
+                // Calls in progress finish and their outputs are acknowledged, then the
+                // final state is committed while the partitions are still ours.
+                perform(withEngine { $0.revoking(ids) })
+                drainBlocking(Set(ids))
+                var commits: [OffsetTracker.Commit] = []
+                var actions: [PollingEngine.Action] = []
+                let failed = consumer.commitBlocking {
+                    (commits, actions) = withEngine { $0.revoked(ids) }
+                    return commits.map(Self.kafkaOffset)
+                }
                 perform(actions)
+                if !failed.isEmpty {
+                    logger.warning("final commit on revoke failed; the next owner repeats what finished since the last commit",
+                                   metadata: ["errors": "\(failed.values.map(\.message))"])
+                }
+                committed(commits.filter { failed[Self.topicPartition($0)] == nil })
             }
             metrics.revoked(Array(partitions)) // the consumer logs the revoke
         }

@@ -9,6 +9,8 @@ public final class PipelineCounters: @unchecked Sendable {
         public var failed: [FailureReason: Int] = [:]
         public var deadLetters: [DeadLetterReason.Code: Int] = [:]
         public var acknowledged = 0
+        /// Records skipped because the last owner of their partition had finished them.
+        public var skippedFinished = 0
 
         public var failedTotal: Int { failed.values.reduce(0, +) }
         public var deadLetterTotal: Int { deadLetters.values.reduce(0, +) }
@@ -37,4 +39,5 @@ public final class PipelineCounters: @unchecked Sendable {
     func failed(_ reason: FailureReason) { update { $0.failed[reason, default: 0] += 1 } }
     func deadLettered(_ code: DeadLetterReason.Code) { update { $0.deadLetters[code, default: 0] += 1 } }
     func acknowledged() { update { $0.acknowledged += 1 } }
+    func skippedFinished() { update { $0.skippedFinished += 1 } }
 }

@@ -11,14 +11,14 @@ extension PollOutcome {
             self = .processing
         case .ready(let solution):
             self = .ready(solution: solution)
-        case .failed(.transient(_, let retryAfter), _, _):
+        case .failed(.transient(_, let retryAfter), _, _, _):
             self = .transient(retryAfter: retryAfter)
-        case .failed(.ban, _, _):
+        case .failed(.ban, _, _, _):
             self = .ipBanned(retryAfter: nil)
-        case .failed(.account, let code, let description):
-            self = .accountError(ProviderError(errorCode: code, errorDescription: description))
-        case .failed(.task, let code, let description):
-            let error = ProviderError(errorCode: code, errorDescription: description)
+        case .failed(.account, let code, let description, let errorId):
+            self = .accountError(ProviderError(errorId: errorId, errorCode: code, errorDescription: description))
+        case .failed(.task, let code, let description, let errorId):
+            let error = ProviderError(errorId: errorId, errorCode: code, errorDescription: description)
             self = Self.taskNotFoundCodes.contains(code) ? .taskNotFound(error) : .taskFailed(error)
         }
     }

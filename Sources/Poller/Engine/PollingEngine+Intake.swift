@@ -1,40 +1,22 @@
 import TaskAPI
 extension PollingEngine {
-    /// New partitions: start tracking them. Re-applies the pause wish, since a
-    /// fresh assignment is not paused.
-    public mutating func assigned(_ partitions: [PartitionID]) -> [Action] {
-        for partition in partitions { offsets.assign(partition) }
-        return inFlight.isPaused && !partitions.isEmpty ? [.pauseFetching] : []
-    }
-
-    /// Partitions taken away (call from the synchronous rebalance handler): the
-    /// final watermark of each to store, and their tasks dropped; the next owner
-    /// re-polls them from the watermark. Late completions for them are discarded.
-    public mutating func revoked(_ partitions: [PartitionID]) -> [Action] {
-        var actions: [Action] = []
-        let gone = Set(partitions)
-        for partition in partitions {
-            if let action = Self.store(offsets.revoke(partition)) { actions.append(action) }
-        }
-        var dropped = 0
-        for handle in tasks.handles where gone.contains(tasks[handle]!.token.partition) {
-            scheduler.cancel(handle)
-            tasks.remove(handle)
-            dropped += 1
-        }
-        if dropped > 0, let action = inFlight.removed(dropped) { actions.append(Self.fetch(action)) }
-        return actions
-    }
-
     /// A consumed record: a dead letter, an immediate failure, or a task to poll.
     public mutating func receive(_ record: InputRecord, now: Timestamp) -> [Action] {
-        guard case .tracked(let token) = offsets.track(record.partition, offset: record.source.offset) else {
+        guard !draining.contains(record.partition) else { return [] } // stays unread for the next owner
+        let token: OffsetTracker.Token
+        switch offsets.track(record.partition, offset: record.source.offset) {
+        case .tracked(let tracked):
+            token = tracked
+        case .alreadyFinished:
+            return [.skippedFinished(record.partition, offset: record.source.offset)] + scheduleCommit()
+        case .alreadySeen, .notAssigned:
             return [] // not ours any more, or redelivered: skip
         }
         let event: TaskEvent
         switch configuration.decoder.decode(record.value) {
         case .failure(let reason):
             let message = DeadLetterMessage(reason: reason, source: record.source, key: record.key, value: record.value, rejectedAt: now)
+            pendingDeadLetters[token.partition, default: 0] += 1
             return [.publishDeadLetter(token, message)]
         case .success(let decoded):
             event = decoded
@@ -71,26 +53,6 @@ extension PollingEngine {
         return actions
     }
 
-    /// The output of a task was acknowledged: finish its offset, maybe store a watermark.
-    public mutating func published(_ handle: TaskHandle) -> [Action] {
-        guard let task = tasks.remove(handle) else { return [] } // revoked meanwhile
-        var actions: [Action] = []
-        if let action = Self.store(offsets.finish(task.token)) { actions.append(action) }
-        if let action = inFlight.removed() { actions.append(Self.fetch(action)) }
-        return actions
-    }
-
-    /// A dead letter was acknowledged.
-    public mutating func deadLetterPublished(_ token: OffsetTracker.Token) -> [Action] {
-        Self.store(offsets.finish(token)).map { [$0] } ?? []
-    }
-
-    /// Watermarks of every owned partition not stored yet (graceful shutdown,
-    /// after the outstanding publishes were acknowledged or given up).
-    public mutating func finalOffsets() -> [Action] {
-        offsets.storeAll().compactMap(Self.store)
-    }
-
     /// Ends a task: no more calls, its failure to publish.
     mutating func fail(_ handle: TaskHandle, reason: FailureReason, error: ProviderError? = nil, now: Timestamp) -> Action {
         scheduler.cancel(handle)
@@ -104,12 +66,4 @@ extension PollingEngine {
         return .publishFailure(handle, message!)
     }
 
-    static func store(_ action: OffsetTracker.Action) -> Action? {
-        guard case .store(let partition, let offset) = action else { return nil }
-        return .storeOffset(partition, offset: offset)
-    }
-
-    static func fetch(_ action: InFlightGate.Action) -> Action {
-        action == .pause ? .pauseFetching : .resumeFetching
-    }
 }

@@ -79,6 +79,17 @@ extension PollingEngine {
             }
         }
         guard var task = tasks[handle], task.phase == .calling else { return actions } // revoked meanwhile
+        if draining.contains(task.token.partition) {
+            switch outcome {
+            case .ready, .taskFailed, .taskNotFound, .accountError:
+                break // a result: publish it, so the next owner need not poll again
+            case .processing, .transient, .ipBanned:
+                // No more polls here: the task stays unfinished for the next owner.
+                tasks.remove(handle)
+                if let action = inFlight.removed() { actions.append(Self.fetch(action)) }
+                return actions
+            }
+        }
         task.phase = .waiting
         let policy = configuration.policy
         switch outcome {

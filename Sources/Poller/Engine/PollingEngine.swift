@@ -7,17 +7,21 @@ import TaskAPI
 ///
 /// | event | call |
 /// |---|---|
-/// | partitions assigned / revoked (rebalance callback) | `assigned(_:)` / `revoked(_:)` |
+/// | partitions assigned (rebalance callback), with their committed offsets | `assigned(_:)` |
+/// | partitions revoked: stop their work, wait while `busyCount(in:)` > 0, then commit | `revoking(_:)`, `revoked(_:lost:)` |
 /// | a record was consumed | `receive(_:now:)` |
 /// | timer at `nextWakeup(now:)`, and after any other event | `tick(now:)` |
 /// | a `.call` finished | `callCompleted(_:clientKey:outcome:now:)` |
 /// | the broker acknowledged a publish | `published(_:)` / `deadLetterPublished(_:)` |
-/// | shutdown, after outstanding publishes are acknowledged | `finalOffsets()` |
+/// | commit timer (after `.commitSoon`), shutdown | `pendingCommits()`, `commitFailed(_:)` |
 ///
-/// Guarantees it keeps (DESIGN §4): an offset is stored only when every record
-/// below it has had its output acknowledged; a task past its deadline fails as
-/// `expired` with no further call; completions for revoked partitions are
-/// dropped; fetching pauses above `maxInFlight` and resumes at `resumeBelow`.
+/// Guarantees it keeps (ARCHITECTURE.md, RELIABILITY.md): an offset is committed
+/// only when every record below it has had its output acknowledged, and a finished
+/// offset above it is recorded in the commit's metadata only once its output was
+/// acknowledged; records the last owner recorded as finished are skipped; a task
+/// past its deadline fails as `expired` with no further call; completions for
+/// revoked partitions are dropped; fetching pauses above `maxInFlight` and resumes
+/// at `resumeBelow`.
 public struct PollingEngine: Sendable {
     public struct Configuration: Sendable {
         public var policy = PollingPolicy()
@@ -36,6 +40,8 @@ public struct PollingEngine: Sendable {
         public var maxTransientAttempts = 10
         public var decoder = TaskEventDecoder()
         public var deadLetterMaxOriginalBytes = DeadLetterMessage.defaultMaxOriginalBytes
+        /// Longest commit metadata (the broker's `offset.metadata.max.bytes`).
+        public var maxCommitMetadataBytes = OffsetCommitMetadata.defaultMaxBytes
 
         public init() {}
     }
@@ -49,8 +55,14 @@ public struct PollingEngine: Sendable {
         case publishFailure(TaskHandle, FailureMessage)
         /// Produce to the dead-letter topic (key = `message.recordKey`); then `deadLetterPublished(token)`.
         case publishDeadLetter(OffsetTracker.Token, DeadLetterMessage)
-        /// Store this offset (next to read) for the partition.
-        case storeOffset(PartitionID, offset: Int64)
+        /// Something finished: commit `pendingCommits()` after the commit interval.
+        /// Sent once until the next `pendingCommits()`.
+        case commitSoon
+        /// Informational: a record the last owner had finished was skipped (no poll, no output).
+        case skippedFinished(PartitionID, offset: Int64)
+        /// Informational: a partition's commit metadata could not be used; records
+        /// finished above its committed offset will be processed again.
+        case commitMetadataIgnored(PartitionID, reason: String)
         /// Pause fetching on all assigned partitions (keep polling the consumer).
         case pauseFetching
         /// Resume fetching.
@@ -83,7 +95,13 @@ public struct PollingEngine: Sendable {
     public let configuration: Configuration
     var tasks = InFlightTable<TaskState>()
     var scheduler = PollScheduler()
-    var offsets = OffsetTracker()
+    var offsets: OffsetTracker
+    /// Partitions being revoked: no new work, calls in progress finish.
+    var draining = Set<PartitionID>()
+    /// Dead letters queued and not acknowledged yet, per partition.
+    var pendingDeadLetters: [PartitionID: Int] = [:]
+    /// `.commitSoon` was sent and `pendingCommits()` not called since.
+    var commitScheduled = false
     var gate: CallGate
     var inFlight: InFlightGate
     var random: SplitMix64
@@ -98,10 +116,13 @@ public struct PollingEngine: Sendable {
             errorBudget: configuration.errorBudget)
         self.inFlight = InFlightGate(highWater: configuration.maxInFlight, lowWater: configuration.resumeBelow)
         self.random = random
+        self.offsets = OffsetTracker(maxMetadataBytes: configuration.maxCommitMetadataBytes)
     }
 
     /// Tasks held (waiting, calling or publishing).
     public var inFlightCount: Int { tasks.count }
     public var isFetchingPaused: Bool { inFlight.isPaused }
     public var callsInProgress: Int { gate.concurrency.inUse }
+    /// Partitions owned (assigned and not revoked).
+    public var assignedPartitions: [PartitionID] { offsets.assignedPartitions }
 }

@@ -41,7 +41,8 @@ public final class PipelineMetrics: @unchecked Sendable {
         public static let ready = "ezpoll_ready"
         public static let watermarkLag = "ezpoll_partition_watermark_lag"
         public static let consumedOffset = "ezpoll_partition_consumed_offset"
-        public static let storedOffset = "ezpoll_partition_stored_offset"
+        public static let committedOffset = "ezpoll_partition_committed_offset"
+        public static let finishedAboveCommitted = "ezpoll_partition_finished_above_committed"
     }
 
     /// The class of one getTaskResult answer (the `outcome` label).
@@ -55,10 +56,10 @@ public final class PipelineMetrics: @unchecked Sendable {
             switch outcome {
             case .processing: self = .processing
             case .ready: self = .ready
-            case .failed(.transient, _, _): self = .transient
-            case .failed(.task, _, _): self = .taskError
-            case .failed(.account, _, _): self = .accountError
-            case .failed(.ban, _, _): self = .ipBanned
+            case .failed(.transient, _, _, _): self = .transient
+            case .failed(.task, _, _, _): self = .taskError
+            case .failed(.account, _, _, _): self = .accountError
+            case .failed(.ban, _, _, _): self = .ipBanned
             }
         }
     }
@@ -99,9 +100,11 @@ public final class PipelineMetrics: @unchecked Sendable {
     private struct PartitionState {
         var consumedEnd: Int64
         var stored: Int64?
+        var finishedAbove: Int64 = 0
         var lag: Gauge
         var consumed: Gauge
         var storedGauge: Gauge
+        var finishedAboveGauge: Gauge
     }
 
     private let lock = NSLock()
@@ -209,14 +212,16 @@ public final class PipelineMetrics: @unchecked Sendable {
         }
     }
 
-    /// Offsets (next to read) were stored for these partitions.
-    func stored(_ offsets: [TopicPartitionOffset]) {
+    /// These commits (offset next to read, finished offsets above it) were acknowledged by the broker.
+    func committed(_ commits: [OffsetTracker.Commit]) {
         withLock {
-            for stored in offsets {
-                guard var state = partitions[stored.topicPartition] else { continue }
-                state.stored = max(state.stored ?? .min, stored.offset)
-                partitions[stored.topicPartition] = state
-                updateOffsetGauges(stored.topicPartition)
+            for commit in commits {
+                let partition = TopicPartition(commit.partition.topic, commit.partition.partition)
+                guard var state = partitions[partition] else { continue }
+                state.stored = commit.offset
+                state.finishedAbove = commit.finishedAbove
+                partitions[partition] = state
+                updateOffsetGauges(partition)
             }
         }
     }
@@ -228,6 +233,7 @@ public final class PipelineMetrics: @unchecked Sendable {
             state.lag.destroy()
             state.consumed.destroy()
             state.storedGauge.destroy()
+            state.finishedAboveGauge.destroy()
         }
     }
 
@@ -242,7 +248,8 @@ public final class PipelineMetrics: @unchecked Sendable {
             consumedEnd: consumedEnd, stored: stored,
             lag: Gauge(label: Name.watermarkLag, dimensions: dimensions, factory: factory),
             consumed: Gauge(label: Name.consumedOffset, dimensions: dimensions, factory: factory),
-            storedGauge: Gauge(label: Name.storedOffset, dimensions: dimensions, factory: factory))
+            storedGauge: Gauge(label: Name.committedOffset, dimensions: dimensions, factory: factory),
+            finishedAboveGauge: Gauge(label: Name.finishedAboveCommitted, dimensions: dimensions, factory: factory))
     }
 
     /// Under the lock.
@@ -251,7 +258,8 @@ public final class PipelineMetrics: @unchecked Sendable {
         state.consumed.record(state.consumedEnd)
         if let stored = state.stored {
             state.storedGauge.record(stored)
-            state.lag.record(max(0, state.consumedEnd - stored))
+            state.finishedAboveGauge.record(state.finishedAbove)
+            state.lag.record(max(0, state.consumedEnd - stored - state.finishedAbove))
         } else {
             state.lag.record(0)
         }
@@ -352,9 +360,9 @@ public final class PipelineMetrics: @unchecked Sendable {
         }
     }
 
-    /// Per-partition watermark lag: records consumed whose offsets are not stored yet
-    /// (what a crash would replay).
+    /// Per-partition watermark lag: records consumed at or above the committed offset
+    /// and not recorded finished in the commit (what a crash would process again).
     public var watermarkLag: [TopicPartition: Int64] {
-        withLock { partitions.mapValues { max(0, $0.consumedEnd - ($0.stored ?? $0.consumedEnd)) } }
+        withLock { partitions.mapValues { max(0, $0.consumedEnd - ($0.stored ?? $0.consumedEnd) - $0.finishedAbove) } }
     }
 }

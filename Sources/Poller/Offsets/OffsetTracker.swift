@@ -1,21 +1,27 @@
 import DequeModule
 
-/// Per-partition watermarks of the lowest unfinished offset (DESIGN §4).
+/// Per-partition commit state: the lowest unfinished offset (the watermark) and the
+/// offsets finished above it (DESIGN §4, "finished offsets travel with the commit").
 ///
-/// A value-type state machine: the driver calls it under its lock and performs
-/// the returned `Action` (store an offset through the consumer) afterwards.
+/// A value-type state machine: the driver calls it under its lock and commits what
+/// it returns afterwards.
 ///
+/// - `assign` takes a partition with what its last owner committed: the offsets
+///   recorded there as finished are skipped when they arrive (`track` answers
+///   `.alreadyFinished`), with no poll and no output;
 /// - `track` when a record is taken (offsets arrive in increasing order per
 ///   partition, possibly with gaps: compaction, transaction markers);
 /// - `finish` once the record's output was acknowledged by the broker (or it
 ///   needed no output); out of order is fine;
-/// - `revoke` from the rebalance handler: returns the final watermark to store
-///   and forgets the partition, so late completions are discarded;
-/// - `assign` starts a new epoch; a token from an older assignment of the same
+/// - `pendingCommits` returns, for each partition that changed since its last
+///   commit, the offset to commit and the metadata that records the finished
+///   offsets above it; `commitFailed` puts a partition back for the next round;
+/// - `revoke` returns the final commit and forgets the partition, so late
+///   completions are discarded; a token from an older assignment of the same
 ///   partition is discarded too.
 ///
-/// The committable offset Kafka wants is the *next offset to read*: the lowest
-/// offset still tracked, or, when nothing is outstanding, the last tracked + 1.
+/// The committed offset is what Kafka wants, the *next offset to read*: the lowest
+/// offset still unfinished, or, when nothing is outstanding, the last tracked + 1.
 public struct OffsetTracker: Sendable {
     /// Proof that an offset was tracked in a given assignment of its partition.
     public struct Token: Hashable, Sendable {
@@ -27,6 +33,9 @@ public struct OffsetTracker: Sendable {
     public enum TrackResult: Hashable, Sendable {
         /// Process the record; hand `Token` back to `finish`.
         case tracked(Token)
+        /// The last owner finished this offset (its commit metadata says so): skip it,
+        /// it counts as finished.
+        case alreadyFinished
         /// The offset is not above the highest offset already tracked in this
         /// assignment (redelivery after a seek): it is outstanding or done; skip it.
         case alreadySeen
@@ -34,29 +43,41 @@ public struct OffsetTracker: Sendable {
         case notAssigned
     }
 
-    public enum Action: Hashable, Sendable {
-        /// Store `offset` (the next offset to read) for `partition`.
-        case store(PartitionID, offset: Int64)
-        /// The completion belongs to a partition (or an assignment of it) no
-        /// longer owned, or to an offset not outstanding: ignore it.
-        case discard
-        /// Recorded; the watermark did not move.
-        case none
+    public enum FinishResult: Hashable, Sendable {
+        /// Recorded; the partition has something new to commit.
+        case finished
+        /// The completion belongs to a partition (or an assignment of it) no longer
+        /// owned, or to an offset not outstanding: ignored.
+        case discarded
+    }
+
+    /// What to commit for one partition.
+    public struct Commit: Hashable, Sendable {
+        public var partition: PartitionID
+        /// The next offset to read: the lowest unfinished one.
+        public var offset: Int64
+        /// `OffsetCommitMetadata` of the finished offsets above `offset` ("" for none).
+        public var metadata: String
+        /// Finished offsets above `offset` that the metadata records.
+        public var finishedAbove: Int64
+        /// Some finished offsets did not fit under the size cap: a crash or handover
+        /// repeats them (never loses them).
+        public var truncated: Bool
     }
 
     struct PartitionState: Sendable {
         var epoch: UInt64
-        /// Outstanding offsets in increasing order; `done` runs parallel to it.
+        /// Outstanding offsets in increasing order; `done` runs parallel to it. The
+        /// first is never done (finished ones at the front are removed at once).
         var offsets: Deque<Int64> = []
         var done: Deque<Bool> = []
         var highestTracked: Int64 = -1
-        var lastStored: Int64 = -1
-
-        /// Lowest unfinished offset, or highest tracked + 1; nil if nothing was tracked yet.
-        var committable: Int64? {
-            if let first = offsets.first { return first }
-            return highestTracked >= 0 ? highestTracked + 1 : nil
-        }
+        /// Offsets the last owner finished that this member has not read yet, as
+        /// sorted disjoint ranges; the front is dropped as reading passes it.
+        var inherited: Deque<Range<Int64>> = []
+        /// Changed since the last successful commit.
+        var dirty = false
+        var lastCommitted: (offset: Int64, metadata: String)?
 
         func index(of offset: Int64) -> Int? {
             var low = 0
@@ -67,17 +88,76 @@ public struct OffsetTracker: Sendable {
             }
             return low < offsets.count && offsets[low] == offset ? low : nil
         }
+
+        /// Whether the last owner finished `offset`; drops inherited ranges below it.
+        mutating func inheritedFinished(_ offset: Int64) -> Bool {
+            while let first = inherited.first, first.upperBound <= offset { inherited.removeFirst() }
+            return inherited.first?.contains(offset) ?? false
+        }
+
+        /// The commit this state implies now: nil before anything was read (the last
+        /// owner's commit stands as it is).
+        func commit(_ partition: PartitionID, maxMetadataBytes: Int) -> Commit? {
+            var finished: [Range<Int64>] = []
+            func add(_ range: Range<Int64>) {
+                if let last = finished.last, last.upperBound >= range.lowerBound {
+                    finished[finished.count - 1] = last.lowerBound..<max(last.upperBound, range.upperBound)
+                } else {
+                    finished.append(range)
+                }
+            }
+            let base: Int64
+            if let first = offsets.first {
+                base = first
+                // Runs of done offsets; an offset never delivered between two tracked ones
+                // does not exist for this consumer (compaction, markers) and joins the run.
+                var runStart: Int64?
+                for i in offsets.indices.dropFirst() {
+                    if done[i] {
+                        if runStart == nil { runStart = offsets[i - 1] + 1 }
+                    } else if let start = runStart {
+                        add(start..<offsets[i])
+                        runStart = nil
+                    }
+                }
+                if let start = runStart { add(start..<(highestTracked + 1)) }
+            } else if highestTracked >= 0 {
+                base = highestTracked + 1
+            } else {
+                return nil
+            }
+            for range in inherited where range.upperBound > highestTracked + 1 {
+                add(max(range.lowerBound, highestTracked + 1)..<range.upperBound)
+            }
+            // Finished offsets right at the base move the base past them.
+            var committedOffset = base
+            if let first = finished.first, first.lowerBound <= committedOffset {
+                committedOffset = first.upperBound
+                finished.removeFirst()
+            }
+            let encoded = OffsetCommitMetadata.encode(base: committedOffset, finished: finished, maxBytes: maxMetadataBytes)
+            let count = encoded.recorded.reduce(Int64(0)) { $0 + Int64($1.count) }
+            return Commit(partition: partition, offset: committedOffset, metadata: encoded.metadata,
+                          finishedAbove: count, truncated: encoded.truncated)
+        }
     }
 
     var partitions: [PartitionID: PartitionState] = [:]
     var nextEpoch: UInt64 = 1
+    /// The longest metadata string a commit carries (the broker's
+    /// `offset.metadata.max.bytes`; Apache Kafka's default is 4096).
+    public var maxMetadataBytes: Int
 
-    public init() {}
+    public init(maxMetadataBytes: Int = OffsetCommitMetadata.defaultMaxBytes) {
+        self.maxMetadataBytes = maxMetadataBytes
+    }
 
-    /// Takes ownership of `partition`. Idempotent for an owned partition.
-    public mutating func assign(_ partition: PartitionID) {
+    /// Takes ownership of `partition`. `finished`: offsets the last owner recorded as
+    /// finished above the committed offset (decoded commit metadata). Idempotent
+    /// for an owned partition.
+    public mutating func assign(_ partition: PartitionID, finished: [Range<Int64>] = []) {
         guard partitions[partition] == nil else { return }
-        partitions[partition] = PartitionState(epoch: nextEpoch)
+        partitions[partition] = PartitionState(epoch: nextEpoch, inherited: Deque(finished))
         nextEpoch += 1
     }
 
@@ -87,48 +167,80 @@ public struct OffsetTracker: Sendable {
         guard var state = partitions[partition] else { return .notAssigned }
         guard offset > state.highestTracked, offset >= 0 else { return .alreadySeen }
         partitions[partition] = nil // keep the Deques uniquely referenced while mutating
+        defer { partitions[partition] = state }
+        state.highestTracked = offset
+        if state.inheritedFinished(offset) {
+            if !state.offsets.isEmpty {
+                state.offsets.append(offset)
+                state.done.append(true)
+            }
+            state.dirty = true
+            return .alreadyFinished
+        }
         state.offsets.append(offset)
         state.done.append(false)
-        state.highestTracked = offset
-        let token = Token(partition: partition, offset: offset, epoch: state.epoch)
-        partitions[partition] = state
-        return .tracked(token)
+        return .tracked(Token(partition: partition, offset: offset, epoch: state.epoch))
     }
 
     /// Marks the token's offset finished (its output acknowledged).
-    public mutating func finish(_ token: Token) -> Action {
-        guard var state = partitions[token.partition], state.epoch == token.epoch else { return .discard }
-        guard let index = state.index(of: token.offset), !state.done[index] else { return .discard }
+    public mutating func finish(_ token: Token) -> FinishResult {
+        guard var state = partitions[token.partition], state.epoch == token.epoch else { return .discarded }
+        guard let index = state.index(of: token.offset), !state.done[index] else { return .discarded }
         partitions[token.partition] = nil
         defer { partitions[token.partition] = state }
         state.done[index] = true
-        guard index == 0 else { return .none }
-        while let first = state.done.first, first {
-            state.done.removeFirst()
-            state.offsets.removeFirst()
+        state.dirty = true
+        if index == 0 {
+            while let first = state.done.first, first {
+                state.done.removeFirst()
+                state.offsets.removeFirst()
+            }
         }
-        return Self.storeIfAdvanced(&state, partition: token.partition)
+        return .finished
     }
 
-    /// Forgets `partition` and returns the final watermark to store, if it moved
-    /// past what was stored already. Later tokens of it are discarded.
-    public mutating func revoke(_ partition: PartitionID) -> Action {
-        guard var state = partitions.removeValue(forKey: partition) else { return .discard }
-        return Self.storeIfAdvanced(&state, partition: partition)
-    }
+    /// Whether some partition has something new to commit.
+    public var hasPendingCommits: Bool { partitions.values.contains { $0.dirty } }
 
-    /// Final watermarks of every owned partition (graceful shutdown), without forgetting them.
-    public mutating func storeAll() -> [Action] {
-        var actions: [Action] = []
-        for partition in partitions.keys {
-            let action = Self.storeIfAdvanced(&partitions[partition]!, partition: partition)
-            if action != .none { actions.append(action) }
+    /// The commits of every partition that changed since its last commit, marked
+    /// as committed (call `commitFailed` for those the broker refused).
+    public mutating func pendingCommits() -> [Commit] {
+        var commits: [Commit] = []
+        for partition in partitions.keys where partitions[partition]!.dirty {
+            if let commit = takeCommit(partition) { commits.append(commit) }
         }
-        return actions
+        return commits
     }
 
-    /// The offset that would be stored now (lowest outstanding, or highest tracked + 1).
-    public func committableOffset(_ partition: PartitionID) -> Int64? { partitions[partition]?.committable }
+    /// The broker refused these commits: they are due again in the next round.
+    public mutating func commitFailed(_ commits: [Commit]) {
+        for commit in commits {
+            guard var state = partitions[commit.partition] else { continue }
+            partitions[commit.partition] = nil
+            state.dirty = true
+            if let last = state.lastCommitted, last.offset == commit.offset, last.metadata == commit.metadata {
+                state.lastCommitted = nil
+            }
+            partitions[commit.partition] = state
+        }
+    }
+
+    /// Forgets `partition` and returns its final commit, if it differs from the
+    /// last one. Later tokens of it are discarded.
+    public mutating func revoke(_ partition: PartitionID) -> Commit? {
+        guard partitions[partition] != nil else { return nil }
+        let commit = takeCommit(partition)
+        partitions[partition] = nil
+        return commit
+    }
+
+    /// The commit the partition's state implies now (for tests and metrics).
+    public func currentCommit(_ partition: PartitionID) -> Commit? {
+        partitions[partition]?.commit(partition, maxMetadataBytes: maxMetadataBytes)
+    }
+
+    /// The offset that would be committed now (lowest outstanding, or highest tracked + 1).
+    public func committableOffset(_ partition: PartitionID) -> Int64? { currentCommit(partition)?.offset }
 
     /// Offsets tracked and not yet removed from the front (finished ones above
     /// the watermark still count until the watermark passes them).
@@ -136,9 +248,13 @@ public struct OffsetTracker: Sendable {
 
     public var assignedPartitions: [PartitionID] { Array(partitions.keys) }
 
-    private static func storeIfAdvanced(_ state: inout PartitionState, partition: PartitionID) -> Action {
-        guard let offset = state.committable, offset > state.lastStored else { return .none }
-        state.lastStored = offset
-        return .store(partition, offset: offset)
+    private mutating func takeCommit(_ partition: PartitionID) -> Commit? {
+        guard var state = partitions[partition] else { return nil }
+        state.dirty = false
+        defer { partitions[partition] = state }
+        guard let commit = state.commit(partition, maxMetadataBytes: maxMetadataBytes) else { return nil }
+        if let last = state.lastCommitted, last.offset == commit.offset, last.metadata == commit.metadata { return nil }
+        state.lastCommitted = (commit.offset, commit.metadata)
+        return commit
     }
 }

@@ -1,0 +1,133 @@
+import TaskAPI
+extension PollingEngine {
+    /// A partition handed to this member, with what the group committed for it.
+    public struct AssignedPartition: Hashable, Sendable {
+        public var partition: PartitionID
+        /// The committed offset (the next to read); nil when nothing is committed.
+        public var committedOffset: Int64?
+        /// The commit's metadata (`OffsetCommitMetadata`), if any.
+        public var metadata: String?
+
+        public init(_ partition: PartitionID, committedOffset: Int64? = nil, metadata: String? = nil) {
+            self.partition = partition
+            self.committedOffset = committedOffset
+            self.metadata = metadata
+        }
+    }
+
+    /// New partitions: start tracking them, skipping what the last owner recorded as
+    /// finished. Metadata that cannot be used is ignored (reported): those records are
+    /// processed again, never skipped. Re-applies the pause wish, since a fresh
+    /// assignment is not paused.
+    public mutating func assigned(_ partitions: [AssignedPartition]) -> [Action] {
+        var actions: [Action] = []
+        for assigned in partitions {
+            var finished: [Range<Int64>] = []
+            if let metadata = assigned.metadata, !metadata.isEmpty {
+                if let base = assigned.committedOffset {
+                    do {
+                        finished = try OffsetCommitMetadata.decode(metadata, base: base)
+                    } catch {
+                        actions.append(.commitMetadataIgnored(assigned.partition, reason: "\(error)"))
+                    }
+                } else {
+                    actions.append(.commitMetadataIgnored(assigned.partition, reason: "metadata without a committed offset"))
+                }
+            }
+            offsets.assign(assigned.partition, finished: finished)
+        }
+        if inFlight.isPaused && !partitions.isEmpty { actions.append(.pauseFetching) }
+        return actions
+    }
+
+    /// Partitions about to be revoked (graceful): no new records, no new calls. Their
+    /// waiting tasks are dropped (they stay unfinished for the next owner); calls in
+    /// progress may finish and publish. Wait while `busyCount(in:)` is above zero
+    /// (bounded by a drain timeout), then call `revoked`.
+    public mutating func revoking(_ partitions: [PartitionID]) -> [Action] {
+        let gone = Set(partitions).intersection(offsets.assignedPartitions)
+        guard !gone.isEmpty else { return [] }
+        draining.formUnion(gone)
+        var dropped = 0
+        for handle in tasks.handles {
+            guard let task = tasks[handle], gone.contains(task.token.partition), task.phase == .waiting else { continue }
+            scheduler.cancel(handle)
+            tasks.remove(handle)
+            dropped += 1
+        }
+        if dropped > 0, let action = inFlight.removed(dropped) { return [Self.fetch(action)] }
+        return []
+    }
+
+    /// Tasks of these partitions in a call or waiting for their output's acknowledgement,
+    /// and their dead letters not acknowledged yet.
+    public func busyCount(in partitions: Set<PartitionID>) -> Int {
+        var busy = partitions.reduce(0) { $0 + (pendingDeadLetters[$1] ?? 0) }
+        for handle in tasks.handles {
+            if let task = tasks[handle], task.phase != .waiting, partitions.contains(task.token.partition) { busy += 1 }
+        }
+        return busy
+    }
+
+    /// Partitions taken away: their remaining tasks are dropped (the next owner polls
+    /// them again) and late completions discarded. Returns the final commit of each,
+    /// to commit before the partitions are given up; none when `lost` (another member
+    /// may own them already).
+    public mutating func revoked(_ partitions: [PartitionID], lost: Bool = false) -> (commits: [OffsetTracker.Commit], actions: [Action]) {
+        let gone = Set(partitions)
+        var commits: [OffsetTracker.Commit] = []
+        for partition in partitions {
+            if let commit = offsets.revoke(partition), !lost { commits.append(commit) }
+            draining.remove(partition)
+            pendingDeadLetters[partition] = nil
+        }
+        var dropped = 0
+        for handle in tasks.handles where gone.contains(tasks[handle]!.token.partition) {
+            scheduler.cancel(handle)
+            tasks.remove(handle)
+            dropped += 1
+        }
+        if dropped > 0, let action = inFlight.removed(dropped) { return (commits, [Self.fetch(action)]) }
+        return (commits, [])
+    }
+
+    /// The output of a task was acknowledged: its offset is finished.
+    public mutating func published(_ handle: TaskHandle) -> [Action] {
+        guard let task = tasks.remove(handle) else { return [] } // revoked meanwhile
+        var actions = offsets.finish(task.token) == .finished ? scheduleCommit() : []
+        if let action = inFlight.removed() { actions.append(Self.fetch(action)) }
+        return actions
+    }
+
+    /// A dead letter was acknowledged.
+    public mutating func deadLetterPublished(_ token: OffsetTracker.Token) -> [Action] {
+        if let pending = pendingDeadLetters[token.partition] {
+            pendingDeadLetters[token.partition] = pending > 1 ? pending - 1 : nil
+        }
+        return offsets.finish(token) == .finished ? scheduleCommit() : []
+    }
+
+    /// What to commit now: each partition that changed since its last commit.
+    public mutating func pendingCommits() -> [OffsetTracker.Commit] {
+        commitScheduled = false
+        return offsets.pendingCommits()
+    }
+
+    /// The broker refused these commits: they are retried after the commit interval.
+    public mutating func commitFailed(_ commits: [OffsetTracker.Commit]) -> [Action] {
+        guard !commits.isEmpty else { return [] }
+        offsets.commitFailed(commits)
+        return scheduleCommit()
+    }
+
+    /// `.commitSoon` once per round.
+    mutating func scheduleCommit() -> [Action] {
+        guard !commitScheduled else { return [] }
+        commitScheduled = true
+        return [.commitSoon]
+    }
+
+    static func fetch(_ action: InFlightGate.Action) -> Action {
+        action == .pause ? .pauseFetching : .resumeFetching
+    }
+}
