@@ -62,6 +62,9 @@ public struct KafkaConsumerConfiguration: Sendable {
         self.groupID = groupID
     }
 
+    /// The session timeout in force: a `session.timeout.ms` property wins over the typed field.
+    var effectiveSessionTimeoutMs: Int { properties["session.timeout.ms"].flatMap { Int($0) } ?? sessionTimeoutMs }
+
     var rdKafkaProperties: [(String, String)] {
         var typed: [(String, String)] = [
             ("bootstrap.servers", bootstrapServers),
@@ -77,7 +80,13 @@ public struct KafkaConsumerConfiguration: Sendable {
             ("queued.max.messages.kbytes", String(queuedMaxMessagesKBytes)),
         ]
         typed = typed.filter { properties[$0.0] == nil }
-        let forced: [(String, String)] = [("group.id", groupID), ("enable.auto.offset.store", "false")]
+        var forced: [(String, String)] = [("group.id", groupID), ("enable.auto.offset.store", "false")]
+        if autoCommitIntervalMs == nil {
+            // Explicit commits follow the group's join state, which librdkafka reports
+            // only in its `cgrp` debug log (KafkaConsumer.GroupState).
+            let debug = (properties["debug"] ?? "").split(separator: ",").map(String.init).filter { !$0.isEmpty }
+            forced.append(("debug", (debug.contains("cgrp") || debug.contains("all") ? debug : debug + ["cgrp"]).joined(separator: ",")))
+        }
         let passThrough = properties
             .filter { key, _ in !forced.contains { $0.0 == key } }
             .sorted { $0.key < $1.key }

@@ -51,7 +51,7 @@ extension KafkaConsumer {
         let strategy = configuration.properties["partition.assignment.strategy"] ?? configuration.assignmentStrategy
         guard strategy.contains("cooperative-sticky"), !lock.withLock({ hasBeenAssigned }), Self.hasMemberID(rk) else { return }
         logger.info("closing before the first assignment: waiting for it first")
-        let sessionTimeoutMs = configuration.properties["session.timeout.ms"].flatMap { Int($0) } ?? configuration.sessionTimeoutMs
+        let sessionTimeoutMs = configuration.effectiveSessionTimeoutMs
         let deadline = Date().addingTimeInterval(Double(sessionTimeoutMs) / 1000)
         while !lock.withLock({ hasBeenAssigned }) && Date() < deadline {
             if let message = rd_kafka_consumer_poll(rk, 100) { rd_kafka_message_destroy(message) }

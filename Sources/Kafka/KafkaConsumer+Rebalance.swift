@@ -1,4 +1,5 @@
 import CRdKafka
+import Foundation
 import Logging
 
 extension KafkaConsumer {
@@ -12,6 +13,11 @@ extension KafkaConsumer {
                          _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
         let partitions = RDKafkaTopicPartitionList.partitions(list)
         let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+        // The group reached its sync point: this member's generation is current, so
+        // commits are safe again (also the handler's own, made inside this callback).
+        group.rebalanceCallback()
+        Thread.current.threadDictionary[Self.rebalanceThreadKey] = true
+        defer { Thread.current.threadDictionary[Self.rebalanceThreadKey] = nil }
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             let (toPause, toResume, handler) = lock.withLock {
@@ -27,7 +33,7 @@ extension KafkaConsumer {
             // starts exactly there (librdkafka would otherwise read them once more).
             let committed: [TopicPartition: TopicPartitionOffset]?
             do {
-                committed = try committedBlocking(partitions, timeoutMs: Int32(clamping: configuration.sessionTimeoutMs))
+                committed = try committedBlocking(partitions, timeoutMs: Int32(clamping: configuration.effectiveSessionTimeoutMs))
                 Self.setOffsets(list, committed!)
             } catch {
                 committed = nil

@@ -59,6 +59,15 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Held for the whole of an explicit commit, from building its offsets to the
     /// broker's answer: commits never overtake each other.
     let commitLock = NSLock()
+    /// Explicit commits wait while the group rebalances. librdkafka 2.0.2 drops the
+    /// whole assignment as lost when a commit sent with the old generation gets
+    /// ILLEGAL_GENERATION (librdkafka #4059, fixed upstream years later), and the next
+    /// owners then repeat everything finished since the last commit. So, like
+    /// librdkafka's own auto-commit, commits go out only in the `steady` join state,
+    /// which librdkafka reports in its `cgrp` debug log (turned on for this), and
+    /// after a commit met a rebalance they wait for the next rebalance callback
+    /// (at most the session timeout).
+    let group: GroupState
 
     var clientHandle: OpaquePointer { client.handle }
     var clientContext: RDKafkaCallbackContext { client.context }
@@ -79,7 +88,10 @@ public final class KafkaConsumer: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         self.buffer = RecordBuffer(capacity: configuration.maxBufferedBatches, maxBytes: configuration.maxBufferedBytes)
-        let context = RDKafkaCallbackContext(logger: logger, eventHandler: eventHandler)
+        let group = GroupState()
+        self.group = group
+        let context = RDKafkaCallbackContext(logger: logger, eventHandler: eventHandler,
+                                             joinState: { group.joinStateChanged(to: $0) })
         let client = try RDKafkaClient(kind: .consumer, properties: configuration.rdKafkaProperties,
                                        context: context) { conf in
             rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
@@ -178,14 +190,20 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Commits the offsets `make` returns, with their metadata, and waits for the
     /// broker's answer. `make` runs under the commit lock, so a state it reads is
     /// never committed after a newer one. Blocks: call it off the cooperative pool
-    /// (the rebalance handler may). Returns the partitions whose commit failed.
+    /// (the rebalance handler may). Returns the partitions whose commit failed, or nil
+    /// without calling `make` while commits are held because the group is rebalancing
+    /// (commit again later; the rebalance handler's own commits are never held).
     @discardableResult
-    public func commitBlocking(_ make: () -> [TopicPartitionOffset]) -> [TopicPartition: KafkaError] {
+    public func commitBlocking(_ make: () -> [TopicPartitionOffset]) -> [TopicPartition: KafkaError]? {
         commitLock.lock()
         defer { commitLock.unlock() }
+        if !isInRebalanceCallback,
+           group.commitsHeld(sessionTimeout: Double(configuration.effectiveSessionTimeoutMs) / 1_000) {
+            return nil
+        }
         let offsets = make()
         guard !offsets.isEmpty else { return [:] }
-        return RDKafkaTopicPartitionList.with(offsets: offsets) { list in
+        let failed = RDKafkaTopicPartitionList.with(offsets: offsets) { list in
             let err = rd_kafka_commit(client.handle, list, 0)
             var failed: [TopicPartition: KafkaError] = [:]
             for entry in RDKafkaTopicPartitionList.entries(list) where entry.err != RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -198,7 +216,16 @@ public final class KafkaConsumer: @unchecked Sendable {
             }
             return failed
         }
+        if failed.values.contains(where: \.isRebalanceConflict), !isInRebalanceCallback {
+            group.metRebalance()
+            logger.info("commit met a group rebalance: commits wait for it to end")
+        }
+        return failed
     }
+
+    /// Whether the current thread runs the rebalance callback (its commits are not held).
+    var isInRebalanceCallback: Bool { Thread.current.threadDictionary[Self.rebalanceThreadKey] != nil }
+    static let rebalanceThreadKey = "ezpoll.kafka.in-rebalance-callback"
 
     /// Commits the stored offsets now and waits for the broker's answer.
     public func commit() async throws {

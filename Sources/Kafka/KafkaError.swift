@@ -43,4 +43,12 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     public var description: String { "KafkaError(\(code)): \(message)" }
+
+    /// The group is rebalancing or moved on to a new generation (REBALANCE_IN_PROGRESS,
+    /// ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID): commit again after the rebalance.
+    public var isRebalanceConflict: Bool {
+        guard let raw = rdKafkaCode else { return false }
+        return [RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS, RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION,
+                RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID].contains { $0.rawValue == raw }
+    }
 }

@@ -14,10 +14,14 @@ final class RDKafkaCallbackContext: @unchecked Sendable {
     var rebalance: ((OpaquePointer, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> Void)?
     /// Set once at creation; called on whichever thread serves delivery reports.
     var delivery: ((UnsafePointer<rd_kafka_message_t>) -> Void)?
+    /// Fixed at creation: the consumer group's join state after each change
+    /// ("steady", "wait-join", ...), read from librdkafka's `cgrp` debug log.
+    let joinState: (@Sendable (String) -> Void)?
 
-    init(logger: Logger, eventHandler: KafkaClientEventHandler?) {
+    init(logger: Logger, eventHandler: KafkaClientEventHandler?, joinState: (@Sendable (String) -> Void)? = nil) {
         self.logger = logger
         self.eventHandler = eventHandler
+        self.joinState = joinState
     }
 
     static func from(_ opaque: UnsafeMutableRawPointer?) -> RDKafkaCallbackContext? {
@@ -26,6 +30,10 @@ final class RDKafkaCallbackContext: @unchecked Sendable {
     }
 
     func log(level: Int32, facility: String, message: String) {
+        // `Group "g" changed join state steady -> wait-join (state up)`
+        if facility == "CGRPJOINSTATE", let joinState, let arrow = message.range(of: "-> ") {
+            joinState(String(message[arrow.upperBound...].prefix { $0 != " " }))
+        }
         let swiftLevel: Logger.Level
         switch level {
         case ...2: swiftLevel = .critical

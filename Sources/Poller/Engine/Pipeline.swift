@@ -233,9 +233,12 @@ public final class Pipeline: @unchecked Sendable {
     private func commitPending() async {
         await Self.offThread { [self] in
             var commits: [OffsetTracker.Commit] = []
-            let failed = consumer.commitBlocking {
+            guard let failed = consumer.commitBlocking({
                 commits = withEngine { $0.pendingCommits() }
                 return commits.map(Self.kafkaOffset)
+            }) else {
+                commitRequester.yield() // held while the group rebalances: try again after the interval
+                return
             }
             let refused = commits.filter { failed[Self.topicPartition($0)] != nil }
             if !refused.isEmpty {
@@ -407,7 +410,7 @@ public final class Pipeline: @unchecked Sendable {
                 let failed = consumer.commitBlocking {
                     (commits, actions) = withEngine { $0.revoked(ids) }
                     return commits.map(Self.kafkaOffset)
-                }
+                } ?? [:] // never held inside the rebalance callback
                 perform(actions)
                 if !failed.isEmpty {
                     logger.warning("final commit on revoke failed; the next owner repeats what finished since the last commit",
