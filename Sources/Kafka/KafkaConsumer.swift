@@ -192,12 +192,13 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// never committed after a newer one. Blocks: call it off the cooperative pool
     /// (the rebalance handler may). Returns the partitions whose commit failed, or nil
     /// without calling `make` while commits are held because the group is rebalancing
-    /// (commit again later; the rebalance handler's own commits are never held).
+    /// (commit again later; the rebalance handler's own commits are never held, and
+    /// `force` sends it anyway).
     @discardableResult
-    public func commitBlocking(_ make: () -> [TopicPartitionOffset]) -> [TopicPartition: KafkaError]? {
+    public func commitBlocking(force: Bool = false, _ make: () -> [TopicPartitionOffset]) -> [TopicPartition: KafkaError]? {
         commitLock.lock()
         defer { commitLock.unlock() }
-        if !isInRebalanceCallback,
+        if !force, !isInRebalanceCallback,
            group.commitsHeld(sessionTimeout: Double(configuration.effectiveSessionTimeoutMs) / 1_000) {
             return nil
         }
@@ -221,6 +222,20 @@ public final class KafkaConsumer: @unchecked Sendable {
             logger.info("commit met a group rebalance: commits wait for it to end")
         }
         return failed
+    }
+
+    /// Waits (at most `timeout`) until explicit commits may go out: the group is not
+    /// rebalancing. A member that stops in the middle of a rebalance finishes it first,
+    /// so its final commit carries a current generation and is not refused.
+    /// Returns whether commits are allowed.
+    public func waitUntilCommitsAllowed(timeout: Duration) async -> Bool {
+        let sessionTimeout = Double(configuration.effectiveSessionTimeoutMs) / 1_000
+        let deadline = ContinuousClock.now + timeout
+        while group.commitsHeld(sessionTimeout: sessionTimeout) {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return true
     }
 
     /// Whether the current thread runs the rebalance callback (its commits are not held).

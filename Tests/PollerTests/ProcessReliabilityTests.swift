@@ -77,13 +77,38 @@ struct ProcessReliabilityTests {
         }
     }
 
-    func committed(_ harness: PipelineHarness, group: String) async throws -> [TopicPartition: Int64] {
+    /// What the group has committed: per input partition, the watermark and the
+    /// finished offsets recorded above it. A crash may repeat only records outside it.
+    struct CommittedState {
+        var partitions: [Int: (offset: Int64, finished: [Range<Int64>])] = [:]
+
+        func recordsFinished(partition: Int, offset: Int64) -> Bool {
+            guard let state = partitions[partition] else { return false }
+            return offset < state.offset || state.finished.contains { $0.contains(offset) }
+        }
+    }
+
+    func committed(_ harness: PipelineHarness, group: String, partitions: Int = 4) async throws -> CommittedState {
         let probe = try KafkaConsumer(configuration: KafkaConsumerConfiguration(bootstrapServers: harness.cluster.bootstrapServers,
                                                                                 groupID: group), logger: harness.logger)
-        let partitions = (0..<4).map { TopicPartition(PipelineHarness.topics.input, Int32($0)) }
-        let offsets = try await probe.committedOffsets(for: partitions)
+        let committed = try await probe.committed(for: (0..<partitions).map { TopicPartition(PipelineHarness.topics.input, Int32($0)) })
         await probe.close()
-        return offsets.mapValues { $0 ?? 0 }
+        var state = CommittedState()
+        for (tp, commit) in committed {
+            state.partitions[Int(tp.partition)] = (commit.offset, try OffsetCommitMetadata.decode(commit.metadata ?? "", base: commit.offset))
+        }
+        return state
+    }
+
+    /// Duplicated outputs whose record the commit already recorded as finished: a
+    /// crash must not repeat those.
+    static func repeatedDespiteCommit(_ all: [Output], duplicated: [String], _ state: CommittedState) -> [String] {
+        let ids = Set(duplicated)
+        return all.filter { output in
+            guard let id = output.taskId, ids.contains(id), let partition = output.sourcePartition,
+                  let offset = (output.json["source"] as? [String: Any])?["offset"] as? Int else { return false }
+            return state.recordsFinished(partition: partition, offset: Int64(offset))
+        }.compactMap(\.taskId)
     }
 
     /// The commit interval the spawned members use (their default).
@@ -120,8 +145,11 @@ struct ProcessReliabilityTests {
         var member = try RunProcess(harness: harness, group: "crash-group", key: PipelineHarness.goodKey)
         let publishing = Task { try await harness.publishNewTasks(count: 5_000, perSecond: 250) }
         var kills: [Date] = []
+        var firstCommitted: CommittedState?
         for threshold in [800, 2_500] {
             try await waitUntil("\(threshold) outputs", timeout: 120) { outputs.count >= threshold }
+            let before = try await committed(harness, group: "crash-group")
+            if firstCommitted == nil { firstCommitted = before }
             member.kill9()
             kills.append(Date())
             member = try RunProcess(harness: harness, group: "crash-group", key: PipelineHarness.goodKey)
@@ -134,6 +162,8 @@ struct ProcessReliabilityTests {
         let (duplicated, inWindow) = Self.crashWindow(all, kills: kills)
         #expect(duplicated.count <= inWindow,
                 "duplicates beyond what was acknowledged in the last \(Self.commitInterval) s (+\(Self.commitSlack) s) before each kill")
+        let despite = Self.repeatedDespiteCommit(all, duplicated: duplicated, try #require(firstCommitted))
+        #expect(despite.count == 0, "repeated although committed as finished before the first kill: \(despite.prefix(3))")
         print("crash: 5000 tasks at 250/s, kill -9 at \(kills.count) points: \(duplicated.count) tasks published twice (\(String(format: "%.2f", Double(duplicated.count) / 50)) %), bound \(inWindow) (first outputs produced within \(Self.commitInterval + Self.commitSlack) s before a kill), \(all.count) outputs in all, 0 lost")
         await outputs.close()
         await harness.shutdown()
@@ -233,6 +263,7 @@ struct ProcessReliabilityTests {
         try await waitUntil("the member to kill owns partitions", timeout: 60) { !members[1].ownedPartitions.isEmpty }
         let orphaned = members[1].ownedPartitions
         #expect(!orphaned.isEmpty, "the member to kill owned partitions")
+        let beforeKill = try await committed(harness, group: "scale-group", partitions: 12)
         members[1].kill9()
         let killedAt = Date()
         // The dead member's partitions wait for its session timeout before they are worked again.
@@ -254,14 +285,26 @@ struct ProcessReliabilityTests {
         #expect(Set(all.compactMap(\.taskId)) == Set(tasks + probes), "nothing lost")
         #expect(all.filter { probes.contains($0.taskId ?? "") }.allSatisfy { $0.json["reason"] as? String == "expired" })
         let duplicates = all.count - Set(all.compactMap(\.taskId)).count
-        // A join and a graceful stop repeat nothing; only the killed member's partitions
-        // repeat, and no more than it had acknowledged in its last commit interval.
-        let (duplicated, inWindow) = Self.crashWindow(all, kills: [killedAt], partitions: orphaned)
+        // A join and a graceful stop repeat nothing, with one exception that the members
+        // log: the embedded broker refuses commits while its group is joining (Kafka
+        // accepts them until the sync), so when several members revoke at once and one
+        // rejoins first, the others' final commits on revoke can be refused. Outside the
+        // killed member's partitions, duplicates lie only on partitions so logged.
+        let duplicated = Self.crashWindow(all, kills: [killedAt]).duplicated
+        let refused = Set(members.flatMap { member in
+            member.log.split(separator: "\n").filter { $0.contains("final commit on revoke failed") }.flatMap { line in
+                line.matches(of: #/\.tasks\[(\d+)\]@\d+: REBALANCE_IN_PROGRESS/#).compactMap { Int($0.output.1) }
+            }
+        })
         let outside = all.filter { duplicated.contains($0.taskId ?? "") && !orphaned.contains($0.sourcePartition ?? -1) }
-        #expect(outside.count == 0, "duplicates on partitions the killed member did not own: \(outside.prefix(3).map { $0.taskId ?? "" })")
-        #expect(duplicated.count <= inWindow, "more duplicates than the killed member acknowledged in its last commit interval")
+        let unexplained = outside.filter { !refused.contains($0.sourcePartition ?? -1) }
+        #expect(unexplained.count == 0, "duplicates on partitions the killed member did not own and whose revoke commit was not refused: \(unexplained.prefix(3).map { "\($0.sourcePartition ?? -1)" })")
+        // The kill follows a join and a leave, when commits wait for the rebalances to end:
+        // the bound is the commit state right before the kill, not the commit interval.
+        let despite = Self.repeatedDespiteCommit(all, duplicated: duplicated, beforeKill)
+        #expect(despite.count == 0, "repeated although committed as finished before the kill: \(despite.prefix(3))")
         let seconds = { (values: [Double]) in values.map { String(format: "%.1f", $0) }.joined(separator: ", ") }
-        print("scale-out: 6000 tasks over 12 partitions, 3 members + 1 joined, 1 SIGTERM, 1 kill -9: \(all.count - probes.count) outputs, \(duplicates) duplicates; the dead member's partitions \(orphaned.sorted()) worked again \(seconds(orphanedResumed)) s after the kill (session timeout 6 s), the others \(others) after \(seconds(othersResumed)) s; all done \(String(format: "%.1f", finishedAfterKill)) s after it")
+        print("scale-out: 6000 tasks over 12 partitions, 3 members + 1 joined, 1 SIGTERM, 1 kill -9: \(all.count - probes.count) outputs, \(duplicates) duplicates (\(outside.count / 2) on partitions \(Set(outside.compactMap(\.sourcePartition)).sorted()) whose revoke commit the broker refused: \(refused.sorted())); the dead member's partitions \(orphaned.sorted()) worked again \(seconds(orphanedResumed)) s after the kill (session timeout 6 s), the others \(others) after \(seconds(othersResumed)) s; all done \(String(format: "%.1f", finishedAfterKill)) s after it")
         await outputs.close()
         await harness.shutdown()
     }

@@ -125,7 +125,12 @@ public final class Pipeline: @unchecked Sendable {
         }
         commitRequester.finish()
         await commits
-        await commitPending()
+        // Mid-rebalance a commit would be refused (and cost the assignment): finish the
+        // rebalance first; the consumer keeps serving the group meanwhile.
+        if !(await consumer.waitUntilCommitsAllowed(timeout: configuration.drainTimeout)) {
+            logger.warning("the group is still rebalancing after the drain timeout; committing anyway")
+        }
+        await commitPending(evenIfHeld: true)
         await consumer.close()
         await ingest
         await producer.close(timeoutMs: 5_000)
@@ -230,10 +235,10 @@ public final class Pipeline: @unchecked Sendable {
     }
 
     /// Commits every partition that changed, offsets and finished-offset metadata.
-    private func commitPending() async {
+    private func commitPending(evenIfHeld: Bool = false) async {
         await Self.offThread { [self] in
             var commits: [OffsetTracker.Commit] = []
-            guard let failed = consumer.commitBlocking({
+            guard let failed = consumer.commitBlocking(force: evenIfHeld, {
                 commits = withEngine { $0.pendingCommits() }
                 return commits.map(Self.kafkaOffset)
             }) else {
@@ -256,6 +261,19 @@ public final class Pipeline: @unchecked Sendable {
             logger.warning("finished offsets above the watermark exceed the commit metadata cap; a crash or handover repeats the rest",
                            metadata: ["partition": "\(commit.partition)", "offset": "\(commit.offset)"])
         }
+    }
+
+    /// Commits inside the rebalance callback (never held: the generation is current).
+    private func commitInRebalance(_ commits: [OffsetTracker.Commit], final: Bool) {
+        let failed = consumer.commitBlocking { commits.map(Self.kafkaOffset) } ?? [:]
+        let refused = commits.filter { failed[Self.topicPartition($0)] != nil }
+        if !refused.isEmpty {
+            logger.warning(final ? "final commit on revoke failed; the next owner repeats what finished since the last commit"
+                                 : "commit at the start of a revoke failed",
+                           metadata: ["errors": "\(failed.values.map(\.message))"])
+            if !final { perform(withEngine { $0.commitFailed(refused) }) }
+        }
+        committed(commits.filter { failed[Self.topicPartition($0)] == nil })
     }
 
     static func topicPartition(_ commit: OffsetTracker.Commit) -> TopicPartition {
@@ -401,22 +419,19 @@ public final class Pipeline: @unchecked Sendable {
                 // Another member may own them already: no drain, no commit.
                 perform(withEngine { $0.revoked(ids, lost: true) }.actions)
             } else {
-                // Calls in progress finish and their outputs are acknowledged, then the
-                // final state is committed while the partitions are still ours.
+                // Commit what is acknowledged now, at once: the group may enter its next
+                // join round while calls drain, and then refuses commits until it is over
+                // (the embedded broker does; Kafka accepts them until the sync). Then calls
+                // in progress finish, their outputs are acknowledged, and the final state
+                // is committed while the partitions are still ours.
                 perform(withEngine { $0.revoking(ids) })
+                commitInRebalance(withEngine { $0.pendingCommits() }, final: false)
                 drainBlocking(Set(ids))
-                var commits: [OffsetTracker.Commit] = []
                 var actions: [PollingEngine.Action] = []
-                let failed = consumer.commitBlocking {
-                    (commits, actions) = withEngine { $0.revoked(ids) }
-                    return commits.map(Self.kafkaOffset)
-                } ?? [:] // never held inside the rebalance callback
+                var commits: [OffsetTracker.Commit] = []
+                withEngine { engine in (commits, actions) = engine.revoked(ids) }
                 perform(actions)
-                if !failed.isEmpty {
-                    logger.warning("final commit on revoke failed; the next owner repeats what finished since the last commit",
-                                   metadata: ["errors": "\(failed.values.map(\.message))"])
-                }
-                committed(commits.filter { failed[Self.topicPartition($0)] == nil })
+                commitInRebalance(commits, final: true)
             }
             metrics.revoked(Array(partitions)) // the consumer logs the revoke
         }
