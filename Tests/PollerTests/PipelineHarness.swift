@@ -10,8 +10,9 @@ import TestSupport
 /// The real parts for pipeline tests: librdkafka's mock cluster, the simulator on a
 /// loopback port, the HTTP client, and a producer for input events.
 final class PipelineHarness: @unchecked Sendable {
-    /// API seconds per real second, for the simulator and the pipeline's policy alike.
-    static let timeScale = 20.0
+    /// API seconds per real second, for the simulator and the pipeline's policy alike
+    /// (`EZPOLL_TEST_TIME_SCALE` overrides it for measurements closer to real time).
+    static let timeScale = ProcessInfo.processInfo.environment["EZPOLL_TEST_TIME_SCALE"].flatMap(Double.init) ?? 20.0
     static let goodKey = "good-key-0123456789"
     /// The margin before the provider's window closes covers request latency, which
     /// is real time: the time scale does not shrink it (RunSettings does the same).

@@ -71,7 +71,7 @@ struct ClientAgainstSimulatorTests {
             }
             let unsolvable = server.createTask(solveTime: 0, unsolvable: true)
             #expect(await client.getTaskResult(taskId: unsolvable, clientKey: key)
-                == .failed(.task, code: "ERROR_CAPTCHA_UNSOLVABLE", description: SimProviderError.captchaUnsolvable.description))
+                == .failed(.task, code: "ERROR_CAPTCHA_UNSOLVABLE", description: SimProviderError.captchaUnsolvable.description, errorId: 1))
         }
     }
 

@@ -391,14 +391,26 @@ public final class Pipeline: @unchecked Sendable {
                 case .failure(let error):
                     metrics.delivered(topic: outgoing.topic, success: false)
                     logger.error("result not delivered, retrying", metadata: ["topic": "\(outgoing.topic)", "error": "\(error)"])
-                    Task {
-                        try? await Task.sleep(for: .seconds(1))
-                        await self.publish(acknowledges, outgoing)
-                    }
+                    retryPublish(acknowledges, outgoing)
                 }
             }
         } catch {
-            logger.error("result could not be queued; its record will be replayed", metadata: ["error": "\(error)"])
+            // Never dropped: the task keeps its partition's watermark until the output is
+            // acknowledged (or the partition is revoked and its next owner processes it).
+            guard !stopRequested.isSet else {
+                logger.error("result could not be queued while stopping; its record will be processed again",
+                             metadata: ["topic": "\(outgoing.topic)", "error": "\(error)"])
+                return
+            }
+            logger.error("result could not be queued, retrying", metadata: ["topic": "\(outgoing.topic)", "error": "\(error)"])
+            retryPublish(acknowledges, outgoing)
+        }
+    }
+
+    private func retryPublish(_ acknowledges: Acknowledges, _ outgoing: KafkaOutgoingRecord) {
+        Task {
+            try? await Task.sleep(for: .seconds(1))
+            await self.publish(acknowledges, outgoing)
         }
     }
 
