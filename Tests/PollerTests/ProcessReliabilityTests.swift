@@ -169,6 +169,32 @@ struct ProcessReliabilityTests {
         await harness.shutdown()
     }
 
+    @Test("one member, 5,000 tasks arriving at 250/s, SIGTERM mid-run and a restart: nothing lost, nothing repeated")
+    func sigtermAndRestart() async throws {
+        var sim = SimulatorConfig()
+        sim.validKeys = [PipelineHarness.goodKey]
+        sim.solveTime = .init(median: 30, min: 5, max: 90)
+        let harness = try await PipelineHarness(simulator: sim)
+        let outputs = try harness.outputs()
+        let first = try RunProcess(harness: harness, group: "restart-group", key: PipelineHarness.goodKey)
+        let publishing = Task { try await harness.publishNewTasks(count: 5_000, perSecond: 250) }
+        try await waitUntil("1,500 outputs", timeout: 120) { outputs.count >= 1_500 }
+        let exitSeconds = first.terminate()
+        #expect(first.process.terminationStatus == 0)
+        let atStop = outputs.count
+        let second = try RunProcess(harness: harness, group: "restart-group", key: PipelineHarness.goodKey)
+        let tasks = try await publishing.value
+        try await waitUntil("every task has an output", timeout: 180) { Set(outputs.all.compactMap(\.taskId)).count >= 5_000 }
+        #expect(second.terminate() < 30)
+        let all = outputs.all
+        #expect(Set(all.compactMap(\.taskId)) == Set(tasks), "nothing lost")
+        let repeated = all.count - Set(all.compactMap(\.taskId)).count
+        #expect(repeated == 0, "a graceful stop and a restart repeat nothing: \(repeated) outputs repeated")
+        print("sigterm+restart: 5000 tasks at 250/s, SIGTERM after \(atStop) outputs (exit in \(String(format: "%.1f", exitSeconds)) s), restart: \(all.count) outputs, \(repeated) repeated, 0 lost")
+        await outputs.close()
+        await harness.shutdown()
+    }
+
     @Test("SIGTERM under load, then a restart: exits in bound, leaves the group at once, nothing lost or repeated; no clientKey anywhere at debug level")
     func gracefulStopAndSecrets() async throws {
         let secret = "SECRET-KEY-\(UUID().uuidString)"
