@@ -32,17 +32,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The getTaskResult protocol: models, provider profiles, client, classification.
+        // The getTaskResult protocol's values: request and response models, provider
+        // profiles, outcomes, keys, the one JSON scanner and escaper. No I/O.
+        .target(
+            name: "TaskModel",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The getTaskResult client (async-http-client) and the classification of its answers.
         .target(
             name: "TaskAPI",
             dependencies: [
+                "TaskModel",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // A faithful fake of the provider API on a real loopback HTTP server.
@@ -59,21 +67,33 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
-        // The engine: scheduler, policy, limits, offset tracker, codecs, publisher, wiring.
+        // The pure core: engine, scheduler, policy, limits, offset tracker, message models
+        // and codecs, time. State machines that take `now` and return actions; no I/O,
+        // no Kafka, no HTTP client, no NIO (the compiler keeps it that way).
+        .target(
+            name: "PollerCore",
+            dependencies: [
+                "TaskModel",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
+        ),
+        // The driver around the core: pipeline wiring (consumer, HTTP calls, publisher,
+        // commits, rebalances), wake-ups, counters, metrics and health.
         .target(
             name: "Poller",
             dependencies: [
+                "PollerCore",
                 "Kafka",
                 "TaskAPI",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "DequeModule", package: "swift-collections"),
-                .product(name: "HeapModule", package: "swift-collections"),
                 // Observability: metrics facade, Prometheus registry, the /metrics + /health HTTP server.
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .executableTarget(
@@ -99,6 +119,7 @@ let package = Package(
             name: "TaskAPITests",
             dependencies: [
                 "TaskAPI",
+                "TaskModel",
                 "Simulator",
                 "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
@@ -110,7 +131,7 @@ let package = Package(
         .testTarget(
             name: "PollerTests",
             dependencies: [
-                "Poller", "Kafka", "TaskAPI", "Simulator", "TestSupport",
+                "Poller", "PollerCore", "Kafka", "TaskAPI", "TaskModel", "Simulator", "TestSupport",
                 // HTTP GETs against the observability port.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]

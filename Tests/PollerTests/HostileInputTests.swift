@@ -5,7 +5,7 @@ import Simulator
 import Testing
 import TestSupport
 
-/// DESIGN §4 scenario 6 at full size: an `ezpoll run` process fed 10,000 hostile
+/// RELIABILITY.md scenario 6 at full size: an `ezpoll run` process fed 10,000 hostile
 /// records mixed with valid events stays up, turns each bad record into exactly one
 /// dead letter, resolves every valid event, and its memory does not grow with the
 /// amount of input.

@@ -1,6 +1,7 @@
 import TaskAPI
 import Testing
 @testable import Poller
+@testable import PollerCore
 
 @Suite struct TokenBucketTests {
     @Test func burstThenRate() {

@@ -1,5 +1,6 @@
 import Testing
 @testable import Poller
+@testable import PollerCore
 
 @Suite struct MemoryFootprintTests {
     /// The benchmark budget is 1 KiB of RSS per in-flight task for the whole

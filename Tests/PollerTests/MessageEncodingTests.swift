@@ -2,6 +2,7 @@ import TaskAPI
 import Foundation
 import Testing
 @testable import Poller
+@testable import PollerCore
 
 func jsonObject(_ bytes: [UInt8]) -> [String: Any]? {
     (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any]

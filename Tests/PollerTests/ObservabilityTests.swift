@@ -3,6 +3,7 @@ import Foundation
 import Kafka
 import NIOCore
 @testable import Poller
+@testable import PollerCore
 import Simulator
 import TaskAPI
 import Testing

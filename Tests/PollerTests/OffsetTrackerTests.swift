@@ -1,5 +1,6 @@
 import Testing
 @testable import Poller
+@testable import PollerCore
 
 @Suite struct OffsetTrackerTests {
     let p0 = PartitionID(topic: "captcha.tasks", partition: 0)

@@ -1,5 +1,6 @@
 import Testing
 @testable import Poller
+@testable import PollerCore
 
 @Suite struct PollSchedulerTests {
     @Test func popsInDueOrderAndOnlyWhenDue() {

@@ -1,6 +1,7 @@
 import TaskAPI
 import Testing
 @testable import Poller
+@testable import PollerCore
 
 /// Drives a `PollingEngine` like the real driver would, with a fake provider and
 /// a fake clock: calls are answered and publishes acknowledged on the next step.

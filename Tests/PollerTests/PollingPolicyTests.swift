@@ -1,5 +1,6 @@
 import Testing
 @testable import Poller
+@testable import PollerCore
 
 @Suite struct PollingPolicyTests {
     let policy = PollingPolicy()

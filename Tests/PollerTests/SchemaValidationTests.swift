@@ -2,6 +2,7 @@ import TaskAPI
 import Foundation
 import Testing
 @testable import Poller
+@testable import PollerCore
 
 /// Runs every message ezpoll writes through a real JSON Schema validator
 /// (Python `jsonschema`, Draft 2020-12, date-time format checked), and checks the

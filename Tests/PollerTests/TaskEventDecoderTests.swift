@@ -2,6 +2,7 @@ import TaskAPI
 import Foundation
 import Testing
 @testable import Poller
+@testable import PollerCore
 
 @Suite struct TaskEventDecoderTests {
     let decoder = TaskEventDecoder()

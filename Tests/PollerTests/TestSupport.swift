@@ -1,4 +1,5 @@
 @testable import Poller
+@testable import PollerCore
 
 /// Deterministic generator for jitter and fuzzing.
 typealias SeededRandom = SplitMix64

@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 @testable import Simulator
 @testable import TaskAPI
+@testable import TaskModel
 
 /// Every outcome class reached through the real HTTP path: async-http-client →
 /// loopback → SwiftNIO simulator.

@@ -1,5 +1,6 @@
 import Testing
 @testable import TaskAPI
+@testable import TaskModel
 
 @Suite("JSON scanner")
 struct JSONScannerTests {

@@ -2,6 +2,7 @@ import Foundation
 import NIOHTTP1
 import Testing
 @testable import TaskAPI
+@testable import TaskModel
 
 @Suite("Classifying HTTP exchanges")
 struct OutcomeClassifierTests {

@@ -1,6 +1,7 @@
 import NIOHTTP1
 import Testing
 @testable import TaskAPI
+@testable import TaskModel
 
 /// Real-world getTaskResult bodies from each provider → the expected outcome.
 @Suite("Decoding provider responses")

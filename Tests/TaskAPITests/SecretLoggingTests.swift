@@ -5,6 +5,7 @@ import Testing
 import TestSupport
 @testable import Simulator
 @testable import TaskAPI
+@testable import TaskModel
 
 @Suite("The client key never leaks")
 struct SecretLoggingTests {

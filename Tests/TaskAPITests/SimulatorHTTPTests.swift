@@ -5,6 +5,7 @@ import NIOHTTP1
 import Testing
 @testable import Simulator
 @testable import TaskAPI
+@testable import TaskModel
 
 /// The simulator's HTTP endpoints other than getTaskResult.
 @Suite("Simulator endpoints")

@@ -27,8 +27,8 @@ extension Pipeline: ObservabilitySource {
         let now = WallClock.now()
         let state = withEngine { engine in
             (inFlight: engine.inFlightCount, calls: engine.callsInProgress, paused: engine.isFetchingPaused,
-             bannedUntil: engine.gate.ban.pausedUntil.flatMap { $0 > now ? $0 : nil },
-             deadKeys: engine.gate.breaker.deadKeyCount, slowdown: engine.gate.slowdown)
+             bannedUntil: engine.bannedUntil.flatMap { $0 > now ? $0 : nil },
+             deadKeys: engine.disabledKeyCount, slowdown: engine.callSlowdown)
         }
         let assigned = assignedPartitions.count
         var lifecycle = metrics.currentLifecycle

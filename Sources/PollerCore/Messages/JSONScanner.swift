@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 
 /// A minimal, allocation-free JSON syntax scanner over bytes (RFC 8259).
 ///

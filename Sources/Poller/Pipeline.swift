@@ -3,7 +3,7 @@ import Kafka
 import Logging
 import TaskAPI
 
-/// `ezpoll run`: task events in, solutions / failures / dead letters out (DESIGN §3).
+/// `ezpoll run`: task events in, solutions / failures / dead letters out (ARCHITECTURE.md).
 ///
 /// The driver around `PollingEngine`: an ingest loop (consumer batches → decode →
 /// core), a dispatch loop (due polls → HTTP calls, bounded by the core's limits),

@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 extension PollingEngine {
     /// A partition handed to this member, with what the group committed for it.
     public struct AssignedPartition: Hashable, Sendable {

@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 /// Every limit that stands between a due poll and an HTTP call, in one state
 /// machine: the account breaker, the global ban pause, the concurrency cap, the
 /// requests-per-second bucket and the error budget that slows the bucket down.

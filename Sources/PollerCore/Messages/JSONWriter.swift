@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 /// Writes one JSON object straight into bytes: no Codable, no intermediate tree.
 /// Strings are escaped per RFC 8259 (quote, backslash, every control character);
 /// Swift `String`s are always valid UTF-8, and byte input is repaired with U+FFFD.

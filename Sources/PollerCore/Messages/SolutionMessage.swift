@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 /// A solved task (`solution.schema.json`), published to the solutions topic keyed by taskId.
 public struct SolutionMessage: Hashable, Sendable {
     public var context: TaskContext

@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 /// The identity and echo fields shared by `solution` and `failure` messages.
 /// Deliberately has no clientKey.
 public struct TaskContext: Hashable, Sendable {

@@ -1,4 +1,4 @@
-/// When to poll a task next (DESIGN §5). A value type with no I/O and no clock:
+/// When to poll a task next. A value type with no I/O and no clock:
 /// every function takes `now`, and jitter comes from an injected generator.
 ///
 /// Time line of a task: created at `createdAt`; first poll at

@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 /// An input record from the tasks topic, decoded and validated (`task-event.schema.json`).
 public struct TaskEvent: Hashable, Sendable {
     /// Opaque task id; integers in the input are normalised to their decimal text.

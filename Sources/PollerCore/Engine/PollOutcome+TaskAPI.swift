@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 
 extension PollOutcome {
     /// Codes that mean the provider does not know the task (unknown id, or its window closed).

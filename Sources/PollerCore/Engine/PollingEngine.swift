@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 /// The whole pipeline's logic with no I/O: task intake, scheduling, limits,
 /// result publication and offset storing, as one state machine.
 ///
@@ -123,6 +123,12 @@ public struct PollingEngine: Sendable {
     public var inFlightCount: Int { tasks.count }
     public var isFetchingPaused: Bool { inFlight.isPaused }
     public var callsInProgress: Int { gate.concurrency.inUse }
+    /// Until when an IP ban pauses every call, if one does.
+    public var bannedUntil: Timestamp? { gate.ban.pausedUntil }
+    /// Keys disabled by an account error.
+    public var disabledKeyCount: Int { gate.breaker.deadKeyCount }
+    /// The error budget's slowdown of the call rate (1 = none).
+    public var callSlowdown: Double { gate.slowdown }
     /// Partitions owned (assigned and not revoked).
     public var assignedPartitions: [PartitionID] { offsets.assignedPartitions }
 }

@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 /// Replaces the value of every `clientKey` in raw text, valid JSON or not.
 ///
 /// Works on bytes, so it handles truncated JSON, invalid UTF-8, JSON embedded as

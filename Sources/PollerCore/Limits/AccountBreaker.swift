@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 /// Per-key breaker for account errors (ERROR_KEY_DOES_NOT_EXIST, ERROR_KEY_BANNED,
 /// ERROR_ZERO_BALANCE): once a key has one, it is dead for the life of the
 /// process. Every in-flight task of that key fails as `account_error`, no call is

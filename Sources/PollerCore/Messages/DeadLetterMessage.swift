@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 /// An input record that could not be understood (`dead-letter.schema.json`).
 /// Keyed by the original record key; carries the original key and value,
 /// clientKeys redacted, as UTF-8 text or base64, truncated to a limit.

@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 
 extension RawJSON {
     /// nil unless `bytes` is valid UTF-8 and exactly one JSON object (surrounding whitespace allowed).

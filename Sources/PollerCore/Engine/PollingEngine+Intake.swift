@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 extension PollingEngine {
     /// A consumed record: a dead letter, an immediate failure, or a task to poll.
     public mutating func receive(_ record: InputRecord, now: Timestamp) -> [Action] {

@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 extension PollingEngine {
     /// What an `expired` failure carries when the deadline passed during an IP-ban pause.
     static let expiredInBan = ProviderError(errorCode: "ERROR_IP_BANNED",

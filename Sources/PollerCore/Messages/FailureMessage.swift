@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 /// A task that ended without a solution (`failure.schema.json`), keyed by taskId.
 public struct FailureMessage: Hashable, Sendable {
     public var context: TaskContext

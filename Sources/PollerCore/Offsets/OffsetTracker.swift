@@ -1,7 +1,7 @@
 import DequeModule
 
 /// Per-partition commit state: the lowest unfinished offset (the watermark) and the
-/// offsets finished above it (DESIGN §4, "finished offsets travel with the commit").
+/// offsets finished above it, which travel in the commit metadata (ARCHITECTURE.md §5).
 ///
 /// A value-type state machine: the driver calls it under its lock and commits what
 /// it returns afterwards.

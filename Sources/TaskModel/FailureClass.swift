@@ -1,4 +1,4 @@
-/// How a failed call must be handled (DESIGN §1 error table).
+/// How a failed call must be handled (codes map here through `ErrorCodeClass`).
 public enum FailureClass: Sendable, Hashable {
     /// Terminal for this task only (unsolvable, invalid or expired id, unknown code).
     case task

@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 /// Why a task ended without a solution: the closed set of `failure.schema.json`'s `reason`.
 public enum FailureReason: String, CaseIterable, Hashable, Sendable {
     /// The provider reported that the task cannot succeed (unsolvable, unsupported,

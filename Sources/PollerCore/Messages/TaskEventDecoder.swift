@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 /// Bytes of a tasks-topic record value → `TaskEvent`, or the `DeadLetterReason`
 /// to dead-letter it with. The hot path: one pass for UTF-8, one for JSON, no
 /// Foundation, no intermediate tree, no traps on any input.

@@ -1,4 +1,4 @@
-import TaskAPI
+import TaskModel
 /// The classified answer of one getTaskResult call, as the engine needs it.
 /// The TaskAPI target's classification maps onto this at wiring time.
 public enum PollOutcome: Hashable, Sendable {

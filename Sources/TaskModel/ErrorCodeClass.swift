@@ -11,7 +11,7 @@ public enum ErrorCodeClass: String, Sendable, Hashable, CaseIterable {
     /// IP banned: stop all calls for a while.
     case ban
 
-    /// The codes every Anti-Captcha-style provider shares (DESIGN §1).
+    /// The codes every Anti-Captcha-style provider shares.
     public static let common: [String: ErrorCodeClass] = [
         "ERROR_SERVICE_UNAVALIABLE": .providerBusy, // sic, as ez-captcha and capsolver spell it
         "ERROR_SERVICE_UNAVAILABLE": .providerBusy,
