@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Logging
+import ServiceLifecycle
 import TaskAPI
 
 /// `ezpoll run`: task events in, solutions / failures / dead letters out (ARCHITECTURE.md).
@@ -12,7 +13,7 @@ import TaskAPI
 /// rebalance handler (assign: skip what the last owner finished; revoke: let calls
 /// in progress finish and their outputs be acknowledged, commit, drop the rest).
 /// Every core call runs under one lock; its actions run after the lock is released.
-public final class Pipeline: @unchecked Sendable {
+public final class Pipeline: Service, @unchecked Sendable {
     public struct Topics: Sendable {
         public var input = "captcha.tasks"
         public var solutions = "captcha.solutions"
@@ -100,8 +101,17 @@ public final class Pipeline: @unchecked Sendable {
         wakeup.signal()
     }
 
-    /// Runs until `shutdown()`; then drains and returns.
+    /// Runs until `shutdown()` or, inside a `ServiceGroup`, its graceful shutdown; then
+    /// drains and returns.
     public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await runUntilStopped()
+        } onGracefulShutdown: { [self] in
+            shutdown()
+        }
+    }
+
+    private func runUntilStopped() async throws {
         consumer.setRebalanceHandler { [unowned self] event in rebalanced(event) }
         try consumer.subscribe(topics: [configuration.topics.input])
         metrics.started()
@@ -314,6 +324,7 @@ public final class Pipeline: @unchecked Sendable {
                 logger.info("in-flight limit reached: pausing input", metadata: ["inFlight": "\(configuration.engine.maxInFlight)"])
                 consumer.pauseAll()
             case .resumeFetching:
+                guard !stopRequested.isSet else { break } // stopping: the input stays paused
                 logger.info("in flight below the low-water mark: resuming input")
                 consumer.resumeAll()
             case .banned(let until):

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Kafka
 import Logging
+import ServiceLifecycle
 
 /// `ezpoll broker`: an embedded Kafka cluster (librdkafka's mock cluster) on loopback,
 /// for multi-process tests and laptops without Docker.
@@ -57,8 +58,8 @@ struct BrokerCommand: AsyncParsableCommand {
         }
         print(cluster.bootstrapServers)
         fflush(stdout)
-        let signal = await ShutdownSignal.wait()
-        logger.info("stopping the embedded cluster", metadata: ["signal": "\(signal)"])
-        cluster.stop()
+        try await ServiceGroup(configuration: .init(services: [.init(service: EmbeddedClusterService(cluster: cluster))],
+                                                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+        logger.info("embedded cluster stopped")
     }
 }

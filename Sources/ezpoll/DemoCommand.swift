@@ -86,7 +86,7 @@ struct DemoCommand: AsyncParsableCommand {
         settings.pipeline.consumer.fetchWaitMaxMs = 10
         settings.pipeline.topics = topics
         let pipeline = try Pipeline(configuration: settings.pipeline, client: client, logger: logger)
-        let run = Task { try await pipeline.run() }
+        let services = PipelineServices(pipeline: pipeline, client: client, logger: logger)
 
         // The checker.
         let checker = try OutputChecker(bootstrapServers: cluster.bootstrapServers, topics: topics, logger: logger)
@@ -107,12 +107,10 @@ struct DemoCommand: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(250))
         }
         progress.finish()
-        pipeline.shutdown()
-        try await run.value
+        try await services.stop()
         try await Task.sleep(for: .milliseconds(300)) // let the checker read any duplicate
         await checker.close()
         let stats = simulator.stats()
-        await client.shutdown()
         await simulator.stop()
 
         let elapsed = ContinuousClock.now - started

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Kafka
 import Logging
+import ServiceLifecycle
 import Poller
 import TaskAPI
 
@@ -86,30 +87,22 @@ struct RunCommand: AsyncParsableCommand {
             await client.shutdown()
             throw error
         }
-        var observability: ObservabilityServer?
+        // Started in this order and stopped in reverse on SIGTERM/SIGINT: the pipeline
+        // drains first, then the metrics server stops, then the HTTP client closes.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: HTTPClientService(client: client))]
         if settings.metricsPort != 0 {
             do {
-                observability = try await ObservabilityServer.start(
+                let server = try await ObservabilityServer.start(
                     source: pipeline, host: settings.metricsHost, port: settings.metricsPort, logger: logger)
+                services.append(.init(service: ObservabilityService(server: server)))
             } catch {
                 await client.shutdown()
                 throw ValidationError("cannot serve metrics on \(settings.metricsHost):\(settings.metricsPort): \(error)")
             }
         }
-        let signals = Task {
-            let signal = await ShutdownSignal.wait()
-            logger.info("signal received, shutting down", metadata: ["signal": "\(signal)"])
-            pipeline.shutdown()
-        }
-        defer { signals.cancel() }
-        do {
-            try await pipeline.run()
-        } catch {
-            await observability?.stop()
-            await client.shutdown()
-            throw error
-        }
-        await observability?.stop()
-        await client.shutdown()
+        services.append(.init(service: pipeline, successTerminationBehavior: .gracefullyShutdownGroup,
+                              failureTerminationBehavior: .gracefullyShutdownGroup))
+        try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
+                                                    logger: logger)).run()
     }
 }

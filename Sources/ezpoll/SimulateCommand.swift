@@ -1,6 +1,8 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import Logging
+import ServiceLifecycle
 import Simulator
 
 /// `ezpoll simulate`: runs the fake provider API standalone until SIGINT/SIGTERM.
@@ -133,44 +135,12 @@ struct SimulateCommand: AsyncParsableCommand {
         let server = try await SimulatorServer.start(config: config, host: host, port: port)
         print("ezpoll simulator listening on \(server.baseURL) (time scale \(config.timeScale), seed \(config.seed))")
         fflush(stdout)
-        let signal = await SimulateCommand.waitForTermination()
-        print("received \(signal), stopping")
-        await server.stop()
+        var logger = Logger(label: "ezpoll.simulate")
+        logger.logLevel = .info
+        try await ServiceGroup(configuration: .init(services: [.init(service: SimulatorService(server: server))],
+                                                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+        print("stopped")
         let stats = server.stats()
         print("tasks created \(stats.tasksCreated), getTaskResult calls \(stats.getTaskResultCalls)")
-    }
-
-    /// Suspends until SIGINT or SIGTERM; returns the signal's name.
-    static func waitForTermination() async -> String {
-        let waiter = SignalWaiter()
-        return await withCheckedContinuation { continuation in
-            waiter.start(continuation)
-        }
-    }
-}
-
-/// Turns the first SIGINT/SIGTERM into a resumed continuation. All state is
-/// touched only on its serial queue.
-private final class SignalWaiter: @unchecked Sendable {
-    private let queue = DispatchQueue(label: "ezpoll.simulate.signals")
-    private var sources: [DispatchSourceSignal] = []
-    private var continuation: CheckedContinuation<String, Never>?
-
-    func start(_ continuation: CheckedContinuation<String, Never>) {
-        queue.sync {
-            self.continuation = continuation
-            for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-                source.setEventHandler { [self] in
-                    guard let pending = self.continuation else { return }
-                    self.continuation = nil
-                    self.sources.forEach { $0.cancel() }
-                    pending.resume(returning: name)
-                }
-                source.resume()
-                sources.append(source)
-            }
-        }
     }
 }

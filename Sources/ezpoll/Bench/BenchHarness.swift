@@ -18,8 +18,7 @@ final class BenchHarness: @unchecked Sendable {
     let client: TaskResultClient
     let key: String
     var topics = Pipeline.Topics()
-    private var pipelineTask: Task<Void, Error>?
-    private var pipeline: Pipeline?
+    private var services: PipelineServices?
     private var collector: BenchCollector?
 
     static let rest = "pipeline+bench"
@@ -55,8 +54,7 @@ final class BenchHarness: @unchecked Sendable {
     }
 
     func stop() async {
-        pipeline?.shutdown()
-        _ = try? await pipelineTask?.value
+        try? await services?.stop()
         await collector?.close()
         await client.shutdown()
         await simulator.stop()
@@ -80,8 +78,7 @@ final class BenchHarness: @unchecked Sendable {
         settings.pipeline.consumer.fetchWaitMaxMs = 10
         settings.pipeline.topics = topics
         let pipeline = try Pipeline(configuration: settings.pipeline, client: client, logger: logger)
-        self.pipeline = pipeline
-        pipelineTask = Task { try await pipeline.run() }
+        services = PipelineServices(pipeline: pipeline, client: client, logger: logger)
         return (pipeline, settings)
     }
 
