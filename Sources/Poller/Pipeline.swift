@@ -140,7 +140,7 @@ public final class Pipeline: Service, @unchecked Sendable {
         if !(await consumer.waitUntilCommitsAllowed(timeout: configuration.drainTimeout)) {
             logger.warning("the group is still rebalancing after the drain timeout; committing anyway")
         }
-        await commitPending(evenIfHeld: true)
+        await commitPending(final: true)
         await consumer.close()
         await ingest
         await producer.close(timeoutMs: 5_000)
@@ -245,10 +245,11 @@ public final class Pipeline: Service, @unchecked Sendable {
     }
 
     /// Commits every partition that changed, offsets and finished-offset metadata.
-    private func commitPending(evenIfHeld: Bool = false) async {
+    /// `final`: the last commit of a graceful stop, sent even mid-rebalance.
+    private func commitPending(final: Bool = false) async {
         await Self.offThread { [self] in
             var commits: [OffsetTracker.Commit] = []
-            guard let failed = consumer.commitBlocking(force: evenIfHeld, {
+            guard let failed = consumer.commitBlocking(force: final, {
                 commits = withEngine { $0.pendingCommits() }
                 return commits.map(Self.kafkaOffset)
             }) else {
@@ -257,8 +258,13 @@ public final class Pipeline: Service, @unchecked Sendable {
             }
             let refused = commits.filter { failed[Self.topicPartition($0)] != nil }
             if !refused.isEmpty {
-                logger.warning("offset commit failed; retrying", metadata: ["errors": "\(failed.values.map(\.message))"])
-                perform(withEngine { $0.commitFailed(refused) })
+                if final {
+                    logger.warning("final commit on stop failed; the next owner repeats what finished since the last commit",
+                                   metadata: ["errors": "\(failed.values.map(\.message))"])
+                } else {
+                    logger.warning("offset commit failed; retrying", metadata: ["errors": "\(failed.values.map(\.message))"])
+                    perform(withEngine { $0.commitFailed(refused) })
+                }
             }
             committed(commits.filter { failed[Self.topicPartition($0)] == nil })
         }

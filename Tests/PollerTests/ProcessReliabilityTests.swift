@@ -313,12 +313,12 @@ struct ProcessReliabilityTests {
         let duplicates = all.count - Set(all.compactMap(\.taskId)).count
         // A join and a graceful stop repeat nothing, with one exception that the members
         // log: the embedded broker refuses commits while its group is joining (Kafka
-        // accepts them until the sync), so when several members revoke at once and one
-        // rejoins first, the others' final commits on revoke can be refused. Outside the
+        // accepts them until the sync), so when several members revoke or stop at once
+        // and one rejoins first, the others' final commits can be refused. Outside the
         // killed member's partitions, duplicates lie only on partitions so logged.
         let duplicated = Self.crashWindow(all, kills: [killedAt]).duplicated
         let refused = Set(members.flatMap { member in
-            member.log.split(separator: "\n").filter { $0.contains("final commit on revoke failed") }.flatMap { line in
+            member.log.split(separator: "\n").filter { $0.contains("final commit on revoke failed") || $0.contains("final commit on stop failed") }.flatMap { line in
                 line.matches(of: #/\.tasks\[(\d+)\]@\d+: REBALANCE_IN_PROGRESS/#).compactMap { Int($0.output.1) }
             }
         })
