@@ -97,7 +97,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let processes = "one process: embedded Kafka (librdkafka mock cluster), simulator (own event-loop thread), load generator, pipeline, output collector"
 
     func run() async throws {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "ezpoll.bench")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .error
         let harness = try await BenchHarness.start(command: self, logger: logger)

@@ -153,6 +153,15 @@ struct ConfigurationReferenceTests {
     }
 }
 
+@Suite("Packaging: version")
+struct VersionTests {
+    @Test("`ezpoll --version` answers with a version number")
+    func version() throws {
+        let output = try Packaging.help(["--version"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(output.wholeMatch(of: #/\d+\.\d+\.\d+/#) != nil, "got '\(output)'")
+    }
+}
+
 extension Packaging {
     /// Runs the built ezpoll with these arguments; returns its standard output.
     static func help(_ arguments: [String]) throws -> String {
