@@ -39,31 +39,33 @@ struct RunCommand: AsyncParsableCommand {
     var apiUrl: String?
     @Option(help: "File holding the default clientKey. [EZPOLL_CLIENT_KEY_FILE]")
     var clientKeyFile: String?
-    @Option(help: "Most getTaskResult calls at once. [EZPOLL_MAX_CONCURRENT_CALLS, default 64]")
+    @Flag(help: "Start without a default clientKey: every event carries its own (events without one fail as missing_client_key). [EZPOLL_EVENT_KEYS_ONLY=1]")
+    var eventKeysOnly = false
+    @Option(parsing: .unconditional, help: "Most getTaskResult calls at once. [EZPOLL_MAX_CONCURRENT_CALLS, default 64]")
     var maxConcurrentCalls: Int?
-    @Option(help: "Most getTaskResult calls per second, all tasks together. [EZPOLL_RATE_LIMIT, default 200]")
+    @Option(parsing: .unconditional, help: "Most getTaskResult calls per second, all tasks together. [EZPOLL_RATE_LIMIT, default 200]")
     var rateLimit: Double?
-    @Option(help: "Most tasks in flight; above it the input pauses. [EZPOLL_MAX_IN_FLIGHT, default 50000]")
+    @Option(parsing: .unconditional, help: "Most tasks in flight; above it the input pauses. [EZPOLL_MAX_IN_FLIGHT, default 50000]")
     var maxInFlight: Int?
-    @Option(help: "Seconds from task creation to the first poll. [EZPOLL_FIRST_POLL_DELAY, default: the profile's]")
+    @Option(parsing: .unconditional, help: "Seconds from task creation to the first poll. [EZPOLL_FIRST_POLL_DELAY, default: the profile's]")
     var firstPollDelay: Double?
-    @Option(help: "Seconds between polls of one task. [EZPOLL_POLL_INTERVAL, default: the profile's]")
+    @Option(parsing: .unconditional, help: "Seconds between polls of one task. [EZPOLL_POLL_INTERVAL, default: the profile's]")
     var pollInterval: Double?
-    @Option(help: "Most polls of one task. [EZPOLL_MAX_POLLS, default: the profile's]")
+    @Option(parsing: .unconditional, help: "Most polls of one task. [EZPOLL_MAX_POLLS, default: the profile's]")
     var maxPolls: Int?
-    @Option(help: "Seconds after creation during which a result can be fetched. [EZPOLL_RESULT_WINDOW, default 300]")
+    @Option(parsing: .unconditional, help: "Seconds after creation during which a result can be fetched. [EZPOLL_RESULT_WINDOW, default 300]")
     var resultWindow: Double?
-    @Option(help: "Stop polling this many seconds before the window closes. [EZPOLL_SAFETY_MARGIN, default 5]")
+    @Option(parsing: .unconditional, help: "Stop polling this many seconds before the window closes. [EZPOLL_SAFETY_MARGIN, default 5]")
     var safetyMargin: Double?
-    @Option(help: "Seconds to stop all calls after ERROR_IP_BANNED. [EZPOLL_BAN_PAUSE, default: the profile's]")
+    @Option(parsing: .unconditional, help: "Seconds to stop all calls after ERROR_IP_BANNED. [EZPOLL_BAN_PAUSE, default: the profile's]")
     var banPause: Double?
-    @Option(help: "Seconds a graceful stop or a partition revoke waits for calls in progress and the acknowledgement of their results. [EZPOLL_DRAIN_TIMEOUT, default 10]")
+    @Option(parsing: .unconditional, help: "Seconds a graceful stop or a partition revoke waits for calls in progress and the acknowledgement of their results. [EZPOLL_DRAIN_TIMEOUT, default 10]")
     var drainTimeout: Double?
-    @Option(help: "Seconds from an acknowledged result to the commit of its offset (the most a crash repeats). [EZPOLL_COMMIT_INTERVAL, default 0.25]")
+    @Option(parsing: .unconditional, help: "Seconds from an acknowledged result to the commit of its offset (the most a crash repeats). [EZPOLL_COMMIT_INTERVAL, default 0.25]")
     var commitInterval: Double?
-    @Option(help: "Longest commit metadata in bytes (the brokers' offset.metadata.max.bytes). [EZPOLL_COMMIT_METADATA_MAX_BYTES, default 4096]")
+    @Option(parsing: .unconditional, help: "Longest commit metadata in bytes (the brokers' offset.metadata.max.bytes). [EZPOLL_COMMIT_METADATA_MAX_BYTES, default 4096]")
     var commitMetadataMaxBytes: Int?
-    @Option(help: "Divide every policy duration by this (only for simulators running faster than real time). [EZPOLL_TIME_SCALE, default 1]")
+    @Option(parsing: .unconditional, help: "Divide every policy duration by this (only for simulators running faster than real time). [EZPOLL_TIME_SCALE, default 1]")
     var timeScale: Double?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. [EZPOLL_LOG_LEVEL, default info]")
     var logLevel: String?

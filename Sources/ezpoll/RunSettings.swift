@@ -34,6 +34,10 @@ struct RunSettings {
         guard let logLevel = Logger.Level(rawValue: levelName) else { throw ValidationError("unknown log level '\(levelName)'") }
 
         let key = try clientKey(file: optionalString(options.clientKeyFile, "EZPOLL_CLIENT_KEY_FILE"), environment: env)
+        let eventKeysOnly = options.eventKeysOnly || ["1", "true", "yes"].contains(env["EZPOLL_EVENT_KEYS_ONLY"]?.lowercased() ?? "")
+        guard key != nil || eventKeysOnly else {
+            throw ValidationError("no clientKey: set EZPOLL_CLIENT_KEY or --client-key-file (or --event-keys-only when every event carries its own)")
+        }
 
         let scale = try number(options.timeScale, "EZPOLL_TIME_SCALE") ?? 1
         guard scale > 0 else { throw ValidationError("--time-scale must be > 0") }
@@ -43,14 +47,24 @@ struct RunSettings {
         }
         // The margin covers request latency, which is real time: a time scale shrinks it
         // no further than one second.
+        // Raw values first: each nonsensical one is refused with the option's name.
+        let firstPoll = try number(options.firstPollDelay, "EZPOLL_FIRST_POLL_DELAY")
+        let interval = try number(options.pollInterval, "EZPOLL_POLL_INTERVAL")
+        let window = try number(options.resultWindow, "EZPOLL_RESULT_WINDOW")
         let margin = try number(options.safetyMargin, "EZPOLL_SAFETY_MARGIN") ?? 5
+        try require(firstPoll.map { $0 >= 0 && $0.isFinite } ?? true, "--first-poll-delay must be >= 0 seconds (got \(firstPoll ?? 0))")
+        try require(interval.map { $0 > 0 && $0.isFinite } ?? true, "--poll-interval must be > 0 seconds (got \(interval ?? 0))")
+        try require(window.map { $0 > 0 && $0.isFinite } ?? true, "--result-window must be > 0 seconds (got \(window ?? 0))")
+        let windowSeconds = window ?? Double(profile.resultWindow.milliseconds) / 1_000
+        try require(margin >= 0 && margin < windowSeconds,
+                    "--safety-margin must be >= 0 and below --result-window (\(margin) against \(windowSeconds) seconds)")
         let safetyMargin = max(seconds(margin, .seconds(5)), .milliseconds(Int64(min(margin, 1) * 1_000)))
         let policy = PollingPolicy(
-            initialDelay: seconds(try number(options.firstPollDelay, "EZPOLL_FIRST_POLL_DELAY"), profile.initialDelay),
-            interval: seconds(try number(options.pollInterval, "EZPOLL_POLL_INTERVAL"), profile.defaultPollInterval),
+            initialDelay: seconds(firstPoll, profile.initialDelay),
+            interval: seconds(interval, profile.defaultPollInterval),
             minInterval: seconds(nil, profile.minPollInterval),
             maxPolls: try number(options.maxPolls, "EZPOLL_MAX_POLLS") ?? profile.maxPolls,
-            window: seconds(try number(options.resultWindow, "EZPOLL_RESULT_WINDOW"), profile.resultWindow),
+            window: seconds(window, profile.resultWindow),
             safetyMargin: safetyMargin,
             backoffBase: seconds(nil, .seconds(3)),
             backoffMax: seconds(nil, .seconds(30)))
@@ -59,9 +73,9 @@ struct RunSettings {
         let maxInFlight = try number(options.maxInFlight, "EZPOLL_MAX_IN_FLIGHT") ?? 50_000
         let concurrency = try number(options.maxConcurrentCalls, "EZPOLL_MAX_CONCURRENT_CALLS") ?? 64
         let rate = try number(options.rateLimit, "EZPOLL_RATE_LIMIT") ?? 200
-        guard maxInFlight >= 1, concurrency >= 1, rate > 0 else {
-            throw ValidationError("--max-in-flight, --max-concurrent-calls and --rate-limit must be positive")
-        }
+        try require(maxInFlight >= 1, "--max-in-flight must be at least 1 (got \(maxInFlight))")
+        try require(concurrency >= 1, "--max-concurrent-calls must be at least 1 (got \(concurrency))")
+        try require(rate > 0 && rate.isFinite, "--rate-limit must be > 0 calls per second (got \(rate))")
         var engine = PollingEngine.Configuration()
         engine.policy = policy
         engine.defaultClientKey = key
@@ -78,6 +92,7 @@ struct RunSettings {
             kafkaProperties = try KafkaProperty.parse(fromEnv.split(separator: ";").map(String.init))
         }
         let brokers = string(options.brokers, "EZPOLL_BROKERS", "localhost:9092")
+        try validateBrokers(brokers)
         var consumer = KafkaConsumerConfiguration(bootstrapServers: brokers, groupID: string(options.groupId, "EZPOLL_GROUP_ID", "ezpoll"))
         consumer.properties = kafkaProperties
         var producer = KafkaProducerConfiguration(bootstrapServers: brokers)
@@ -104,6 +119,22 @@ struct RunSettings {
         let metricsHost = string(options.metricsHost, "EZPOLL_METRICS_HOST", "0.0.0.0")
         return RunSettings(pipeline: pipeline, profile: profile, logLevel: logLevel,
                            metricsPort: metricsPort, metricsHost: metricsHost)
+    }
+
+    static func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+        if !condition { throw ValidationError(message()) }
+    }
+
+    /// `host:port[,host:port...]`, each port 1...65535 (librdkafka would take a bad port as 0).
+    static func validateBrokers(_ list: String) throws {
+        let entries = list.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        for entry in entries {
+            let hostPort = entry.split(separator: "://").last.map(String.init) ?? entry
+            guard let colon = hostPort.lastIndex(of: ":"), colon != hostPort.startIndex,
+                  let port = Int(hostPort[hostPort.index(after: colon)...]), (1...65_535).contains(port) else {
+                throw ValidationError("--brokers: '\(entry)' is not host:port (list: '\(list)')")
+            }
+        }
     }
 
     /// The default clientKey: the file if one is named, else EZPOLL_CLIENT_KEY, else none

@@ -162,6 +162,36 @@ struct VersionTests {
     }
 }
 
+@Suite("Packaging: configuration that makes no sense is refused")
+struct MisconfigurationTests {
+    static let cases: [(arguments: [String], withKey: Bool, names: String)] = [
+        ([], false, "clientKey"),
+        (["--brokers", ""], true, "--brokers"),
+        (["--brokers", "localhost:notaport"], true, "--brokers"),
+        (["--result-window", "10", "--safety-margin", "20"], true, "--safety-margin"),
+        (["--poll-interval", "0"], true, "--poll-interval"),
+        (["--rate-limit", "-5"], true, "--rate-limit"),
+    ]
+
+    @Test("each nonsensical setting exits 64 with one error line that names it, before touching Kafka", arguments: 0..<6)
+    func refused(_ index: Int) throws {
+        let c = Self.cases[index]
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Packaging.ezpollBinary())
+        process.arguments = ["run", "--metrics-port", "0"] + c.arguments
+        process.environment = c.withKey ? ["EZPOLL_CLIENT_KEY": "k"] : [:]
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 64, "\(c.arguments): exit \(process.terminationStatus): \(output)")
+        let errors = output.split(separator: "\n").filter { $0.hasPrefix("Error:") }
+        #expect(errors.count == 1 && errors[0].contains(c.names), "\(c.arguments): \(output)")
+    }
+}
+
 extension Packaging {
     /// Runs the built ezpoll with these arguments; returns its standard output.
     static func help(_ arguments: [String]) throws -> String {
