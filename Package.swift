@@ -146,5 +146,5 @@ let package = Package(
             exclude: ["compose-spec.json", "check_compose.py"]
         ),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -57,7 +57,7 @@ struct BrokerCommand: AsyncParsableCommand {
             try (cluster.bootstrapServers + "\n").write(toFile: bootstrapFile, atomically: true, encoding: .utf8)
         }
         print(cluster.bootstrapServers)
-        fflush(stdout)
+        fflush(nil)
         try await ServiceGroup(configuration: .init(services: [.init(service: EmbeddedClusterService(cluster: cluster))],
                                                     gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
         logger.info("embedded cluster stopped")

@@ -268,7 +268,7 @@ final class Progress {
             let filled = Int(fraction * Double(width))
             let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
             print("\r[\(bar)] \(line)\u{1B}[K", terminator: "")
-            fflush(stdout)
+            fflush(nil)
         } else if now - lastPlain >= .seconds(3) {
             lastPlain = now
             print(line)

@@ -134,7 +134,7 @@ struct SimulateCommand: AsyncParsableCommand {
         let config = try makeConfig()
         let server = try await SimulatorServer.start(config: config, host: host, port: port)
         print("ezpoll simulator listening on \(server.baseURL) (time scale \(config.timeScale), seed \(config.seed))")
-        fflush(stdout)
+        fflush(nil)
         var logger = Logger(label: "ezpoll.simulate")
         logger.logLevel = .info
         try await ServiceGroup(configuration: .init(services: [.init(service: SimulatorService(server: server))],

@@ -22,7 +22,7 @@ struct ProcessReliabilityTests {
 
         init(harness: PipelineHarness, group: String, key: String, extra: [String] = []) throws {
             logURL = FileManager.default.temporaryDirectory.appendingPathComponent("ezpoll-run-\(UUID().uuidString).log")
-            FileManager.default.createFile(atPath: logURL.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
             let log = try FileHandle(forWritingTo: logURL)
             process.executableURL = ProcessReliabilityTests.binary
             process.arguments = ["run", "--api-url", harness.simulator.baseURL, "--time-scale", String(PipelineHarness.timeScale),

@@ -63,8 +63,9 @@ enum SchemaValidator {
         process.standardOutput = stdout
         process.standardError = stdout
         try process.run()
+        let bytes = input // written from another thread: a constant copy
         let writer = Thread {
-            stdin.fileHandleForWriting.write(input)
+            stdin.fileHandleForWriting.write(bytes)
             try? stdin.fileHandleForWriting.close()
         }
         writer.start()

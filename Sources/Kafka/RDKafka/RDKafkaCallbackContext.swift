@@ -50,7 +50,7 @@ final class RDKafkaCallbackContext: @unchecked Sendable {
         if err == RD_KAFKA_RESP_ERR__FATAL, let client {
             var buffer = [CChar](repeating: 0, count: 512)
             let fatal = rd_kafka_fatal_error(client, &buffer, buffer.count)
-            let error = KafkaError(.fatal, "fatal error: \(String(cString: buffer))", err: fatal)
+            let error = KafkaError(.fatal, "fatal error: \(String(cBuffer: buffer))", err: fatal)
             logger.critical("\(error.message)")
             eventHandler?(.fatal(error))
             return

@@ -31,7 +31,7 @@ final class RDKafkaClient: @unchecked Sendable {
             if result != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
                 throw KafkaError(.invalidConfiguration,
-                                 "librdkafka property '\(key)': \(String(cString: errstr))")
+                                 "librdkafka property '\(key)': \(String(cBuffer: errstr))")
             }
         }
         let retained = Unmanaged.passRetained(context)
@@ -49,7 +49,7 @@ final class RDKafkaClient: @unchecked Sendable {
         guard let rk = rd_kafka_new(type, conf, &errstr, errstr.count) else {
             rd_kafka_conf_destroy(conf)
             retained.release()
-            throw KafkaError(.clientCreation, "rd_kafka_new: \(String(cString: errstr))")
+            throw KafkaError(.clientCreation, "rd_kafka_new: \(String(cBuffer: errstr))")
         }
         self.handle = rk
         self.context = context
@@ -62,5 +62,12 @@ final class RDKafkaClient: @unchecked Sendable {
     deinit {
         rd_kafka_destroy_flags(handle, destroyFlags)
         retainedContext.release()
+    }
+}
+
+extension String {
+    /// The text of a NUL-terminated C buffer that librdkafka filled (an error string).
+    init(cBuffer buffer: [CChar]) {
+        self.init(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

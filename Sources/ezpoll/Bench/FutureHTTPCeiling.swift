@@ -32,7 +32,7 @@ enum FutureHTTPCeiling {
         let url = profile.getTaskResultURL
         let userAgent = c.userAgent
 
-        func loop(_ i: Int, done: EventLoopPromise<Void>) {
+        @Sendable func loop(_ i: Int, done: EventLoopPromise<Void>) {
             let started = NIODeadline.now()
             if started >= end { done.succeed(()); return }
             guard var request = try? HTTPClient.Request(url: url, method: .POST) else { done.succeed(()); return }
