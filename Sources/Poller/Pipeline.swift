@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Logging
+import NIOConcurrencyHelpers
 import ServiceLifecycle
 import TaskAPI
 
@@ -468,23 +469,18 @@ public final class Pipeline: Service, @unchecked Sendable {
 }
 
 /// A one-way flag, safe from any thread.
-public final class OnceFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
+public final class OnceFlag: Sendable {
+    private let value = NIOLockedValueBox(false)
 
     public init() {}
 
     /// Sets the flag; false if it was already set.
     public func set() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        if value { return false }
-        value = true
-        return true
+        value.withLockedValue { set in
+            defer { set = true }
+            return !set
+        }
     }
-    public var isSet: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return value
-    }
+
+    public var isSet: Bool { value.withLockedValue { $0 } }
 }

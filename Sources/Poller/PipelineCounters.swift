@@ -1,7 +1,7 @@
-import Foundation
+import NIOConcurrencyHelpers
 
 /// What a pipeline did, counted as it happens (for the demo, logs and metrics).
-public final class PipelineCounters: @unchecked Sendable {
+public final class PipelineCounters: Sendable {
     public struct Snapshot: Sendable, Hashable {
         public var recordsConsumed = 0
         public var polls = 0
@@ -18,19 +18,12 @@ public final class PipelineCounters: @unchecked Sendable {
         public var outputs: Int { solved + failedTotal + deadLetterTotal }
     }
 
-    private let lock = NSLock()
-    private var value = Snapshot()
+    private let value = NIOLockedValueBox(Snapshot())
 
-    public var snapshot: Snapshot {
-        lock.lock()
-        defer { lock.unlock() }
-        return value
-    }
+    public var snapshot: Snapshot { value.withLockedValue { $0 } }
 
     private func update(_ body: (inout Snapshot) -> Void) {
-        lock.lock()
-        body(&value)
-        lock.unlock()
+        value.withLockedValue { body(&$0) }
     }
 
     func consumed(_ n: Int) { update { $0.recordsConsumed += n } }

@@ -18,6 +18,8 @@ struct DemoCommand: AsyncParsableCommand {
 
     @Option(help: "Number of tasks.")
     var tasks: Int = 2_000
+    @Option(help: "Tasks created (and their events published) per second, once the pipeline owns its partitions.")
+    var rate: Double = 200
     @Option(help: "Simulated API seconds per real second (the pipeline's policy is scaled alike).")
     var timeScale: Double = 20
     @Option(help: "Partitions of the input topic.")
@@ -41,6 +43,7 @@ struct DemoCommand: AsyncParsableCommand {
         guard tasks >= 1 else { throw ValidationError("--tasks must be at least 1") }
         guard partitions >= 1 else { throw ValidationError("--partitions must be at least 1") }
         guard timeScale > 0 else { throw ValidationError("--time-scale must be > 0") }
+        guard rate > 0, rate.isFinite else { throw ValidationError("--rate must be > 0 tasks per second") }
         for (name, value) in [("unsolvable", unsolvable), ("bad-keys", badKeys), ("expired", expired),
                               ("bad-records", badRecords), ("api-errors", apiErrors)] where !(0...1).contains(value) {
             throw ValidationError("--\(name) must be between 0 and 1")
@@ -73,8 +76,6 @@ struct DemoCommand: AsyncParsableCommand {
         let client = try TaskResultClient(profile: ProviderProfile.ezCaptcha.with(baseURL: simulator.baseURL), logger: logger)
         print("embedded Kafka at \(cluster.bootstrapServers); simulator at \(simulator.baseURL) (time scale \(timeScale)x)")
 
-        // The input: tasks created on the simulator, their events, and some bad records.
-        let input = makeInput(simulator: simulator, key: demoKey)
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers), logger: logger)
 
         // The pipeline, with its policy on the simulator's clock.
@@ -90,14 +91,34 @@ struct DemoCommand: AsyncParsableCommand {
 
         // The checker.
         let checker = try OutputChecker(bootstrapServers: cluster.bootstrapServers, topics: topics, logger: logger)
-        for record in input.records {
-            try await producer.enqueue(KafkaOutgoingRecord(topic: topics.input, key: record.key, value: record.value)) { _ in }
+
+        // The input, as production sees it: once the pipeline owns its partitions (a group
+        // join takes seconds), tasks are created at a steady rate and each task's event is
+        // published as it is created, with some bad records among them. Creating them all
+        // up front would measure the join, not the polling.
+        let joinDeadline = ContinuousClock.now + .seconds(60)
+        while pipeline.assignedPartitions.count < partitions && ContinuousClock.now < joinDeadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        var input = Input()
+        var rng = SystemRandomNumberGenerator()
+        let publishStart = ContinuousClock.now
+        let tick = max(1, Int(rate / 20)) // 20 batches a second
+        for first in stride(from: 0, to: tasks, by: tick) {
+            let due = publishStart + .milliseconds(Int64(Double(first) / rate * 1_000))
+            if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
+            let ids = simulator.createTasks(count: min(tick, tasks - first), clientKey: demoKey)
+            let added = input.records.count
+            addRecords(for: ids, firstIndex: first, to: &input, using: &rng)
+            for record in input.records[added...] {
+                try await producer.enqueue(KafkaOutgoingRecord(topic: topics.input, key: record.key, value: record.value)) { _ in }
+            }
         }
         try await producer.flush()
         await producer.close()
 
         let expected = input.records.count
-        let progress = Progress(total: expected)
+        let progress = Progress(total: expected, polls: pipeline.snapshot.polls)
         let deadline = ContinuousClock.now + .seconds(max(120, 600 / timeScale))
         while checker.count < expected && ContinuousClock.now < deadline {
             let counters = pipeline.snapshot
@@ -129,12 +150,11 @@ struct DemoCommand: AsyncParsableCommand {
         var expectedTopic: [String: String] = [:]
     }
 
-    private func makeInput(simulator: SimulatorServer, key: String) -> Input {
-        var input = Input()
+    /// Events for tasks just created (`firstIndex` numbers them), and some bad records among them.
+    private func addRecords(for ids: [String], firstIndex: Int, to input: inout Input, using rng: inout SystemRandomNumberGenerator) {
         let topics = Pipeline.Topics()
-        let ids = simulator.createTasks(count: tasks, clientKey: key)
-        var rng = SystemRandomNumberGenerator()
-        for (i, id) in ids.enumerated() {
+        for (offset, id) in ids.enumerated() {
+            let i = firstIndex + offset
             let draw = Double.random(in: 0..<1, using: &rng)
             var event = #"{"taskId":"\#(id)","correlationId":"demo-\#(i)","taskType":"ReCaptchaV2TaskProxyless""#
             if draw < badKeys {
@@ -144,6 +164,7 @@ struct DemoCommand: AsyncParsableCommand {
                 event += #","createdAt":"2020-01-01T00:00:00Z""#
                 input.expectedTopic[id] = topics.failures
             } else {
+                event += #","createdAt":"\#(WallClock.now().rfc3339)""# // as a producer should: the window counts from here
                 input.expectedTopic[id] = "solution-or-failure"
             }
             input.records.append((Array(id.utf8), Array((event + "}").utf8)))
@@ -153,7 +174,6 @@ struct DemoCommand: AsyncParsableCommand {
                 input.expectedTopic[badKey] = topics.deadLetters
             }
         }
-        return input
     }
 }
 
@@ -248,18 +268,24 @@ final class Progress {
     private let total: Int
     private let isTerminal = isatty(STDOUT_FILENO) != 0
     private var lastPlain = ContinuousClock.now - .seconds(10)
-    private var lastPolls = 0
+    private var lastPolls: Int
     private var lastAt = ContinuousClock.now
+    private var rate = 0.0
 
-    init(total: Int) { self.total = total }
+    init(total: Int, polls: Int) {
+        self.total = total
+        lastPolls = polls
+    }
 
     func show(done: Int, solved: Int, failed: Int, deadLetters: Int, inFlight: Int, polls: Int, elapsed: Duration) {
         let now = ContinuousClock.now
         let dt = now - lastAt
         let dtSeconds = Double(dt.components.seconds) + Double(dt.components.attoseconds) / 1e18
-        let rate = dtSeconds > 0 ? Double(polls - lastPolls) / dtSeconds : 0
-        lastPolls = polls
-        lastAt = now
+        if dtSeconds >= 0.5 { // a rate over a shorter span says little
+            rate = Double(polls - lastPolls) / dtSeconds
+            lastPolls = polls
+            lastAt = now
+        }
         let fraction = total > 0 ? Double(done) / Double(total) : 1
         let line = String(format: "%5.1f%%  done %d/%d  solved %d  failed %d  dead %d  in flight %d  %.0f polls/s  %ds",
                           fraction * 100, done, total, solved, failed, deadLetters, inFlight, rate, elapsed.components.seconds)
