@@ -57,6 +57,10 @@ struct RunCommand: AsyncParsableCommand {
     var resultWindow: Double?
     @Option(parsing: .unconditional, help: "Stop polling this many seconds before the window closes. [EZPOLL_SAFETY_MARGIN, default 5]")
     var safetyMargin: Double?
+    @Option(parsing: .unconditional, help: "Error budget: the share of calls over a minute that may fail by our doing (transport, 5xx/429, malformed answers, unknown task ids, overload codes; not unsolvable captchas) before every call slows down. [EZPOLL_MAX_ERROR_RATE, default 0.2]")
+    var maxErrorRate: Double?
+    @Option(parsing: .unconditional, help: "Error budget: most such errors in a minute before every call slows down. [EZPOLL_MAX_ERRORS_PER_MINUTE, default 60]")
+    var maxErrorsPerMinute: Int?
     @Option(parsing: .unconditional, help: "Seconds to stop all calls after ERROR_IP_BANNED. [EZPOLL_BAN_PAUSE, default: the profile's]")
     var banPause: Double?
     @Option(parsing: .unconditional, help: "Seconds a graceful stop or a partition revoke waits for calls in progress and the acknowledgement of their results. [EZPOLL_DRAIN_TIMEOUT, default 10]")

@@ -85,7 +85,11 @@ struct RunSettings {
         engine.maxConcurrentCalls = concurrency
         engine.requestsPerSecond = rate
         engine.banDuration = seconds(try number(options.banPause, "EZPOLL_BAN_PAUSE"), profile.ipBanPause)
-        engine.errorBudget = ErrorBudget(window: seconds(nil, .seconds(60)))
+        let maxErrorRate = try number(options.maxErrorRate, "EZPOLL_MAX_ERROR_RATE") ?? 0.2
+        let maxErrors = try number(options.maxErrorsPerMinute, "EZPOLL_MAX_ERRORS_PER_MINUTE") ?? 60
+        try require(maxErrorRate > 0 && maxErrorRate <= 1, "--max-error-rate must be > 0 and <= 1 (got \(maxErrorRate))")
+        try require(maxErrors >= 1, "--max-errors-per-minute must be at least 1 (got \(maxErrors))")
+        engine.errorBudget = ErrorBudget(window: seconds(nil, .seconds(60)), maxErrorRate: maxErrorRate, maxErrors: maxErrors)
 
         var kafkaProperties = try KafkaProperty.parse(options.kafkaConfig)
         if options.kafkaConfig.isEmpty, let fromEnv = env["EZPOLL_KAFKA_CONFIG"], !fromEnv.isEmpty {

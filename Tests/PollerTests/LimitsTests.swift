@@ -59,6 +59,24 @@ import Testing
         #expect(last == .setSlowdown(8))
     }
 
+    @Test func theFactorRisesAtOnceButFallsOnlyAfterTheHold() {
+        // One error per call pair hovers around a 0.5 rate against a 0.5 budget: the
+        // factor would flip between 1 and 2 on every call without the hold.
+        var budget = ErrorBudget(window: .seconds(10), maxErrorRate: 0.5, minCalls: 4, maxErrors: 1000, minHold: .seconds(5))
+        var changes: [(Double, Double)] = []
+        var now = 0.0
+        for i in 0..<600 {
+            now += 0.05
+            let error = i % 2 == 0 || (i % 7 == 0)
+            if case .setSlowdown(let f)? = budget.record(error: error, now: t(now)) { changes.append((now, f)) }
+        }
+        #expect(!changes.isEmpty)
+        for (previous, next) in zip(changes, changes.dropFirst()) where next.1 < previous.1 {
+            #expect(next.0 - previous.0 >= 5, "fell \(next.0 - previous.0) s after the last change")
+        }
+        #expect(changes.count <= 2 * Int(now / 5) + 2, "\(changes.count) changes in \(now) s")
+    }
+
     @Test func fewCallsDoNotTrip() {
         var budget = ErrorBudget(window: .seconds(60), maxErrorRate: 0.2, minCalls: 20, maxErrors: 50)
         for i in 0..<5 { #expect(budget.record(error: true, now: t(Double(i))) == nil) }

@@ -363,6 +363,35 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
     #expect(account == .accountError(ProviderError(errorId: 10, errorCode: "ERROR_ZERO_BALANCE")))
 }
 
+@Test func unsolvableAnswersDoNotSlowTheCallRate() {
+    var h = EngineHarness(configuration: config {
+        $0.errorBudget = ErrorBudget(window: .seconds(60), maxErrorRate: 0.2, minCalls: 20, maxErrors: 60)
+    })
+    let unsolvable = PollOutcome.taskFailed(ProviderError(errorId: 12, errorCode: "ERROR_CAPTCHA_UNSOLVABLE"))
+    for i in 0..<200 {
+        h.script["u\(i)"] = [unsolvable]
+        h.receive(#"{"taskId":"u\#(i)"}"#)
+    }
+    h.runToCompletion()
+    #expect(h.failures.count == 200)
+    #expect(!h.log.contains { if case .slowdownChanged = $0 { return true } else { return false } },
+            "task outcomes are the captchas' doing, not errors of ours")
+    #expect(h.engine.callSlowdown == 1)
+}
+
+@Test func unknownTaskIdsDoCountAgainstTheBudget() {
+    var h = EngineHarness(configuration: config {
+        $0.errorBudget = ErrorBudget(window: .seconds(60), maxErrorRate: 0.2, minCalls: 20, maxErrors: 60)
+    })
+    let unknown = PollOutcome.taskNotFound(ProviderError(errorId: 16, errorCode: "ERROR_TASKID_INVALID"))
+    for i in 0..<100 {
+        h.script["n\(i)"] = [unknown]
+        h.receive(#"{"taskId":"n\#(i)"}"#)
+    }
+    h.runToCompletion()
+    #expect(h.log.contains { if case .slowdownChanged = $0 { return true } else { return false } })
+}
+
 /// Commit state across owners: skip what the last owner finished, drain on revoke.
 @Suite struct PollingEngineHandoverTests {
     /// A harness whose partition was handed over with this commit.

@@ -155,7 +155,8 @@ extension PollingEngine {
         switch outcome {
         case .processing, .ready: return .success
         case .transient: return .transientError
-        case .taskFailed, .taskNotFound: return .taskError
+        case .taskFailed: return .taskOutcome
+        case .taskNotFound: return .taskError
         case .accountError(let error): return .accountError(code: error.errorCode, description: error.errorDescription)
         case .ipBanned(let retryAfter): return .ipBanned(retryAfter: retryAfter)
         }

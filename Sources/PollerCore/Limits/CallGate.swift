@@ -41,7 +41,11 @@ public struct CallGate: Sendable {
     public enum CallResult: Hashable, Sendable {
         /// `processing` or `ready`.
         case success
-        /// The provider said the task cannot succeed (counts against the error budget).
+        /// The task's own outcome (unsolvable, unsupported, bad parameters): the
+        /// captcha's doing, not ours, so it does not count against the error budget.
+        case taskOutcome
+        /// The provider does not know the task id: a request we should not have sent
+        /// (counts against the error budget, as providers ban on such errors).
         case taskError
         /// 429, 5xx, timeout, connection error, non-JSON, overload codes.
         case transientError
@@ -78,7 +82,7 @@ public struct CallGate: Sendable {
         switch result {
         case .notSent:
             return []
-        case .success:
+        case .success, .taskOutcome:
             isError = false
         case .taskError, .transientError:
             isError = true

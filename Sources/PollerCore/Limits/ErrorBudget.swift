@@ -1,6 +1,10 @@
 /// A sliding-window error-rate tracker that slows all polling down as errors
 /// climb, so ezpoll never provokes a provider's "many errors in a short window"
-/// IP ban.
+/// IP ban. It counts the errors our requests cause (transport, 5xx/429, malformed
+/// answers, unknown task ids, overload codes), not task outcomes such as an
+/// unsolvable captcha. The factor rises at once (the account comes first) but falls
+/// only `minHold` after its last change, so near the threshold it does not flap
+/// with every call.
 ///
 /// Counts calls and errors in one-second buckets over `window`. The budget is
 /// exceeded when the error *rate* passes `maxErrorRate` (with at least
@@ -14,6 +18,8 @@ public struct ErrorBudget: Hashable, Sendable {
     public var minCalls: Int
     public var maxErrors: Int
     public var maxSlowdown: Double
+    /// Shortest time from a change of the slowdown factor to a lower factor.
+    public var minHold: Duration
 
     struct Bucket: Hashable, Sendable {
         var second: Int64 = .min
@@ -23,14 +29,17 @@ public struct ErrorBudget: Hashable, Sendable {
 
     private var buckets: [Bucket]
     private var reportedSlowdown: Double = 1
+    private var changedAt: Timestamp?
 
     public enum Action: Hashable, Sendable {
         /// The slowdown factor changed (1 = full speed).
         case setSlowdown(Double)
     }
 
-    public init(window: Duration = .seconds(60), maxErrorRate: Double = 0.2, minCalls: Int = 20, maxErrors: Int = 60, maxSlowdown: Double = 16) {
+    public init(window: Duration = .seconds(60), maxErrorRate: Double = 0.2, minCalls: Int = 20, maxErrors: Int = 60,
+                maxSlowdown: Double = 16, minHold: Duration = .seconds(5)) {
         self.window = window
+        self.minHold = minHold
         self.maxErrorRate = maxErrorRate
         self.minCalls = minCalls
         self.maxErrors = maxErrors
@@ -52,7 +61,9 @@ public struct ErrorBudget: Hashable, Sendable {
     public mutating func reevaluate(now: Timestamp) -> Action? {
         let factor = slowdown(now: now)
         guard factor != reportedSlowdown else { return nil }
+        if factor < reportedSlowdown, let changedAt, now < changedAt + minHold { return nil } // relax only after a while
         reportedSlowdown = factor
+        changedAt = now
         return .setSlowdown(factor)
     }
 
