@@ -363,6 +363,21 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
     #expect(account == .accountError(ProviderError(errorId: 10, errorCode: "ERROR_ZERO_BALANCE")))
 }
 
+@Test func anEventForAnotherProviderIsADeadLetter() {
+    var h = EngineHarness(configuration: config { $0.defaultProvider = "ez-captcha" })
+    h.script["a"] = [solved]
+    h.script["b"] = [solved]
+    h.receive(#"{"taskId":"a","provider":"no-such-provider"}"#)
+    h.receive(#"{"taskId":"c","provider":"capsolver"}"#)
+    h.receive(#"{"taskId":"b","provider":"EZ-Captcha"}"#)
+    h.runToCompletion()
+    #expect(h.deadLetters.map(\.reason.code) == [.unknownProvider, .unknownProvider])
+    #expect(h.deadLetters.first?.reason.message.contains("no-such-provider") == true)
+    #expect(h.callsPerTask["a"] == nil && h.callsPerTask["c"] == nil, "never polled against the wrong API")
+    #expect(h.solutions["b"] != nil)
+    #expect(h.stored == 3)
+}
+
 @Test func unsolvableAnswersDoNotSlowTheCallRate() {
     var h = EngineHarness(configuration: config {
         $0.errorBudget = ErrorBudget(window: .seconds(60), maxErrorRate: 0.2, minCalls: 20, maxErrors: 60)

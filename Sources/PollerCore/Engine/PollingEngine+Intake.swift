@@ -21,6 +21,14 @@ extension PollingEngine {
         case .success(let decoded):
             event = decoded
         }
+        if let provider = event.provider, provider.lowercased() != configuration.defaultProvider.lowercased() {
+            // Polling it against another provider's API would only produce wrong answers.
+            let reason = DeadLetterReason(.unknownProvider,
+                                          "provider '\(provider.prefix(64))' is not configured here (configured: \(configuration.defaultProvider))")
+            let message = DeadLetterMessage(reason: reason, source: record.source, key: record.key, value: record.value, rejectedAt: now)
+            pendingDeadLetters[token.partition, default: 0] += 1
+            return [.publishDeadLetter(token, message)]
+        }
         var context = TaskContext(
             event: event, source: record.source, recordTimestamp: record.source.timestamp ?? now,
             defaultProvider: configuration.defaultProvider)

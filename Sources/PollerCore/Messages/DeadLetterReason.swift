@@ -30,6 +30,8 @@ public struct DeadLetterReason: Error, Hashable, Sendable, CustomStringConvertib
         case metadataTooLarge = "metadata_too_large"
         /// Another known field has the wrong type or is too long.
         case invalidField = "invalid_field"
+        /// The event names a provider this instance is not configured to poll.
+        case unknownProvider = "unknown_provider"
     }
 
     public var code: Code
