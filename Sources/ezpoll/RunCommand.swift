@@ -73,6 +73,8 @@ struct RunCommand: AsyncParsableCommand {
     var timeScale: Double?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. [EZPOLL_LOG_LEVEL, default info]")
     var logLevel: String?
+    @Option(help: "Log format: text, or json (one object per line, millisecond timestamps, level, message, metadata). [EZPOLL_LOG_FORMAT, default text]")
+    var logFormat: String?
     @Option(help: "Port of GET /metrics (Prometheus), /health/live and /health/ready; 0 turns it off. [EZPOLL_METRICS_PORT, default 9464]")
     var metricsPort: Int?
     @Option(help: "Address the metrics/health port binds to. [EZPOLL_METRICS_HOST, default 0.0.0.0]")
@@ -80,10 +82,18 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("kafka-config"), parsing: .singleValue,
             help: "A librdkafka property key=value, for consumer and producer (repeatable). [EZPOLL_KAFKA_CONFIG, ';'-separated]")
     var kafkaConfig: [String] = []
+    @Option(name: .customLong("kafka-consumer-config"), parsing: .singleValue,
+            help: "A librdkafka property key=value for the consumer only (repeatable). [EZPOLL_KAFKA_CONSUMER_CONFIG, ';'-separated]")
+    var kafkaConsumerConfig: [String] = []
+    @Option(name: .customLong("kafka-producer-config"), parsing: .singleValue,
+            help: "A librdkafka property key=value for the producer only (repeatable). [EZPOLL_KAFKA_PRODUCER_CONFIG, ';'-separated]")
+    var kafkaProducerConfig: [String] = []
+    @Option(help: "A file of librdkafka properties, one key=value per line ('#' comments; a 'consumer.' or 'producer.' prefix limits a line to that side): keeps secrets such as sasl.password off the command line. [EZPOLL_KAFKA_CONFIG_FILE]")
+    var kafkaConfigFile: String?
 
     func run() async throws {
         let settings = try RunSettings.resolve(self, environment: ProcessInfo.processInfo.environment)
-        var logger = Logger(label: "ezpoll")
+        var logger = settings.jsonLogs ? Logger(label: "ezpoll", factory: { JSONLogHandler(label: $0) }) : Logger(label: "ezpoll")
         logger.logLevel = settings.logLevel
         let client = try TaskResultClient(profile: settings.profile, logger: logger)
         let pipeline: Pipeline

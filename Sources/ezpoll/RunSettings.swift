@@ -10,6 +10,8 @@ struct RunSettings {
     var pipeline: Pipeline.Configuration
     var profile: ProviderProfile
     var logLevel: Logger.Level
+    /// `--log-format json`: one JSON object per line.
+    var jsonLogs: Bool
     /// The metrics/health port; 0: off.
     var metricsPort: Int
     var metricsHost: String
@@ -32,6 +34,8 @@ struct RunSettings {
 
         let levelName = string(options.logLevel, "EZPOLL_LOG_LEVEL", "info")
         guard let logLevel = Logger.Level(rawValue: levelName) else { throw ValidationError("unknown log level '\(levelName)'") }
+        let logFormat = string(options.logFormat, "EZPOLL_LOG_FORMAT", "text")
+        try require(["text", "json"].contains(logFormat), "--log-format must be text or json (got '\(logFormat)')")
 
         let key = try clientKey(file: optionalString(options.clientKeyFile, "EZPOLL_CLIENT_KEY_FILE"), environment: env)
         let eventKeysOnly = options.eventKeysOnly || ["1", "true", "yes"].contains(env["EZPOLL_EVENT_KEYS_ONLY"]?.lowercased() ?? "")
@@ -91,16 +95,41 @@ struct RunSettings {
         try require(maxErrors >= 1, "--max-errors-per-minute must be at least 1 (got \(maxErrors))")
         engine.errorBudget = ErrorBudget(window: seconds(nil, .seconds(60)), maxErrorRate: maxErrorRate, maxErrors: maxErrors)
 
-        var kafkaProperties = try KafkaProperty.parse(options.kafkaConfig)
-        if options.kafkaConfig.isEmpty, let fromEnv = env["EZPOLL_KAFKA_CONFIG"], !fromEnv.isEmpty {
-            kafkaProperties = try KafkaProperty.parse(fromEnv.split(separator: ";").map(String.init))
+        // Kafka properties: a file (secrets stay off the command line), then the env or
+        // flags; `consumer.`/`producer.` lines of the file and the side-specific flags
+        // reach one side only (librdkafka warns about the other side's keys).
+        func properties(_ flags: [String], _ name: String) throws -> [String: String] {
+            if !flags.isEmpty { return try KafkaProperty.parse(flags) }
+            guard let text = env[name], !text.isEmpty else { return [:] }
+            return try KafkaProperty.parse(text.split(separator: ";").map(String.init))
         }
+        var shared: [String: String] = [:]
+        var consumerOnly: [String: String] = [:]
+        var producerOnly: [String: String] = [:]
+        if let file = optionalString(options.kafkaConfigFile, "EZPOLL_KAFKA_CONFIG_FILE") {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ValidationError("--kafka-config-file: cannot read '\(file)'")
+            }
+            for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let line = raw.trimmingCharacters(in: .whitespaces)
+                if line.isEmpty || line.hasPrefix("#") { continue }
+                guard let (key, value) = try? KafkaProperty.parse(line) else {
+                    throw ValidationError("--kafka-config-file: line \(number + 1) of '\(file)' is not key=value")
+                }
+                if key.hasPrefix("consumer.") { consumerOnly[String(key.dropFirst("consumer.".count))] = value }
+                else if key.hasPrefix("producer.") { producerOnly[String(key.dropFirst("producer.".count))] = value }
+                else { shared[key] = value }
+            }
+        }
+        shared.merge(try properties(options.kafkaConfig, "EZPOLL_KAFKA_CONFIG")) { $1 }
+        consumerOnly.merge(try properties(options.kafkaConsumerConfig, "EZPOLL_KAFKA_CONSUMER_CONFIG")) { $1 }
+        producerOnly.merge(try properties(options.kafkaProducerConfig, "EZPOLL_KAFKA_PRODUCER_CONFIG")) { $1 }
         let brokers = string(options.brokers, "EZPOLL_BROKERS", "localhost:9092")
         try validateBrokers(brokers)
         var consumer = KafkaConsumerConfiguration(bootstrapServers: brokers, groupID: string(options.groupId, "EZPOLL_GROUP_ID", "ezpoll"))
-        consumer.properties = kafkaProperties
+        consumer.properties = shared.merging(consumerOnly) { $1 }
         var producer = KafkaProducerConfiguration(bootstrapServers: brokers)
-        producer.properties = kafkaProperties
+        producer.properties = shared.merging(producerOnly) { $1 }
 
         let maxMetadata = try number(options.commitMetadataMaxBytes, "EZPOLL_COMMIT_METADATA_MAX_BYTES") ?? OffsetCommitMetadata.defaultMaxBytes
         guard maxMetadata >= 0 else { throw ValidationError("--commit-metadata-max-bytes must be >= 0 (0 = commit the watermark only)") }
@@ -121,7 +150,7 @@ struct RunSettings {
         let metricsPort = try number(options.metricsPort, "EZPOLL_METRICS_PORT") ?? 9464
         guard (0...65_535).contains(metricsPort) else { throw ValidationError("--metrics-port must be 0...65535 (0 = off)") }
         let metricsHost = string(options.metricsHost, "EZPOLL_METRICS_HOST", "0.0.0.0")
-        return RunSettings(pipeline: pipeline, profile: profile, logLevel: logLevel,
+        return RunSettings(pipeline: pipeline, profile: profile, logLevel: logLevel, jsonLogs: logFormat == "json",
                            metricsPort: metricsPort, metricsHost: metricsHost)
     }
 

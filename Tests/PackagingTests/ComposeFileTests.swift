@@ -192,6 +192,60 @@ struct MisconfigurationTests {
     }
 }
 
+@Suite("Packaging: operating ezpoll run")
+struct OperationsTests {
+    @Test("--log-format json writes one JSON object per line, with millisecond timestamps")
+    func jsonLogs() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Packaging.ezpollBinary())
+        // No broker listens there: the pipeline starts, logs, and stops on SIGTERM.
+        process.arguments = ["run", "--log-format", "json", "--metrics-port", "0", "--brokers", "127.0.0.1:9"]
+        process.environment = ["EZPOLL_CLIENT_KEY": "k"]
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        var text = ""
+        let deadline = Date().addingTimeInterval(30)
+        while !text.contains("pipeline started") && Date() < deadline {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        process.terminate()
+        text += String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let lines = text.split(separator: "\n").filter { !$0.isEmpty }
+        #expect(lines.contains { $0.contains("pipeline started") }, "\(text)")
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object != nil, "not a JSON object: \(line)")
+            let ts = object?["ts"] as? String ?? ""
+            #expect(ts.wholeMatch(of: #/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/#) != nil, "timestamp \(ts)")
+            #expect(object?["level"] is String && object?["message"] is String, "\(line)")
+        }
+    }
+
+    @Test("--kafka-config-file is read, and its consumer. lines reach the consumer (a bad value there is named)")
+    func kafkaConfigFile() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("ezpoll-kafka-\(UUID().uuidString).properties")
+        try "# secrets live here\nclient.id=from-file\nconsumer.session.timeout.ms=not-a-number\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Packaging.ezpollBinary())
+        process.arguments = ["run", "--metrics-port", "0", "--brokers", "127.0.0.1:9", "--kafka-config-file", file.path]
+        process.environment = ["EZPOLL_CLIENT_KEY": "k"]
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(output.contains("session.timeout.ms"), "\(output)")
+    }
+}
+
 extension Packaging {
     /// Runs the built ezpoll with these arguments; returns its standard output.
     static func help(_ arguments: [String]) throws -> String {
