@@ -189,6 +189,32 @@ struct ObservabilityTests {
         await harness.shutdown()
     }
 
+    @Test("the first scrape declares every ezpoll metric with # HELP and # TYPE, with build info and process metrics")
+    func firstScrape() throws {
+        let text = String(decoding: PipelineMetrics().exposition(), as: UTF8.self)
+        let lines = text.split(separator: "\n").map(String.init)
+        let names = PipelineMetrics.help.map(\.name)
+        for name in names {
+            #expect(lines.contains { $0.hasPrefix("# HELP \(name) ") }, "no HELP for \(name)")
+            #expect(lines.contains { $0.hasPrefix("# TYPE \(name) ") }, "no TYPE for \(name)")
+            #expect(lines.filter { $0.hasPrefix("# TYPE \(name) ") }.count == 1, "\(name) declared twice")
+        }
+        #expect(lines.contains("ezpoll_build_info{version=\"\(EzpollVersion.string)\"} 1"))
+        for name in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"] {
+            let sample = lines.first { $0.hasPrefix(name + " ") }
+            let value = sample.flatMap { Double($0.split(separator: " ").last ?? "") }
+            #expect((value ?? -1) >= 0, "\(name): \(sample ?? "absent")")
+        }
+        // Every metric the README documents is declared.
+        let readme = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("README.md"), encoding: .utf8)
+        let documented = Set(readme.matches(of: #/`(ezpoll_[a-z_]+)`/#).map { String($0.output.1) })
+        #expect(documented.count >= 20)
+        for name in documented.sorted() {
+            #expect(lines.contains { $0.hasPrefix("# TYPE \(name) ") }, "documented \(name) not declared at startup")
+        }
+    }
+
     @Test("readiness rules on values: banned, brokers down, starting, stopping, fatal")
     func healthRules() {
         let now = Timestamp(millisecondsSinceEpoch: 1_800_000_000_000)

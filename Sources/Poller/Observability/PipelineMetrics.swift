@@ -178,7 +178,9 @@ public final class PipelineMetrics: @unchecked Sendable {
     }
 
     /// The Prometheus text exposition of every metric.
-    public func exposition() -> [UInt8] { registry.emitToBuffer() }
+    public func exposition() -> [UInt8] {
+        enrichedExposition(registryText: String(decoding: registry.emitToBuffer(), as: UTF8.self))
+    }
 
     private func withLock<R>(_ body: () -> R) -> R {
         lock.lock()

@@ -1,0 +1,114 @@
+import Foundation
+import TaskModel
+
+extension PipelineMetrics {
+    /// `# HELP` text of every ezpoll metric. Every one of them is declared (HELP and TYPE)
+    /// from the first scrape, with or without samples yet.
+    public static let help: [(name: String, type: String, help: String)] = [
+        (Name.recordsConsumed, "counter", "Input records read from Kafka."),
+        (Name.deadLetters, "counter", "Input records dead-lettered, by reason code."),
+        (Name.tasksSolved, "counter", "Tasks that got a solution."),
+        (Name.taskFailures, "counter", "Tasks that ended without a solution, by failure reason."),
+        (Name.polls, "counter", "getTaskResult calls, by outcome class."),
+        (Name.httpRequestDuration, "histogram", "Duration of getTaskResult calls in seconds, by outcome class."),
+        (Name.resultsPublished, "counter", "Outputs acknowledged by the broker, by topic."),
+        (Name.publishErrors, "counter", "Outputs the broker did not acknowledge (retried), by topic."),
+        (Name.creationToResult, "histogram", "Seconds from task creation to its output, by result."),
+        (Name.ipBans, "counter", "ERROR_IP_BANNED pauses started."),
+        (Name.accountsDisabledTotal, "counter", "Keys disabled by an account error."),
+        (Name.kafkaClientEvents, "counter", "Kafka client events (errors, brokers down, fatal), by kind."),
+        (Name.tasksInFlight, "gauge", "Tasks held: waiting, in a call or waiting for their output's acknowledgement."),
+        (Name.callsInProgress, "gauge", "getTaskResult calls in progress."),
+        (Name.inputPaused, "gauge", "1 while the input is paused (in-flight limit or stopping)."),
+        (Name.pausedPartitions, "gauge", "Input partitions paused."),
+        (Name.assignedPartitions, "gauge", "Input partitions assigned to this member."),
+        (Name.ipBanActive, "gauge", "1 while an IP ban pauses every call."),
+        (Name.ipBanRemaining, "gauge", "Seconds until the IP ban pause ends."),
+        (Name.accountsDisabled, "gauge", "Keys currently disabled by an account error."),
+        (Name.pollSlowdown, "gauge", "Error-budget slowdown of the call rate (1 = full speed)."),
+        (Name.brokersDown, "gauge", "1 while librdkafka reports every broker down."),
+        (Name.ready, "gauge", "1 when /health/ready answers 200."),
+        (Name.watermarkLag, "gauge", "Records consumed at or above the committed offset and not recorded finished (what a crash would process again), by partition."),
+        (Name.consumedOffset, "gauge", "Next offset read, by partition."),
+        (Name.committedOffset, "gauge", "Committed offset (the lowest unfinished), by partition."),
+        (Name.finishedAboveCommitted, "gauge", "Finished offsets above the committed one, recorded in the commit metadata, by partition."),
+        ("ezpoll_build_info", "gauge", "Always 1; the labels say which ezpoll this is."),
+        ("process_cpu_seconds_total", "counter", "User and system CPU time of the process in seconds."),
+        ("process_resident_memory_bytes", "gauge", "Resident memory of the process in bytes."),
+        ("process_open_fds", "gauge", "Open file descriptors of the process."),
+        ("process_start_time_seconds", "gauge", "Start time of the process in seconds since the Unix epoch."),
+    ]
+
+    /// The registry's exposition with `# HELP` lines, every ezpoll metric declared, the
+    /// build info and the process metrics.
+    func enrichedExposition(registryText: String) -> [UInt8] {
+        var declared = Set<String>()
+        var out = ""
+        out.reserveCapacity(registryText.utf8.count + 4_096)
+        let helpByName = Dictionary(uniqueKeysWithValues: Self.help.map { ($0.name, $0.help) })
+        for line in registryText.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("# TYPE ") {
+                let name = String(line.dropFirst(7).prefix { $0 != " " })
+                declared.insert(name)
+                if let help = helpByName[name] { out += "# HELP \(name) \(help)\n" }
+            }
+            if !line.isEmpty { out += line + "\n" }
+        }
+        for metric in Self.help where !declared.contains(metric.name) {
+            out += "# HELP \(metric.name) \(metric.help)\n# TYPE \(metric.name) \(metric.type)\n"
+            switch metric.name {
+            case "ezpoll_build_info":
+                out += "ezpoll_build_info{version=\"\(EzpollVersion.string)\"} 1\n"
+            case "process_cpu_seconds_total":
+                if let cpu = ProcessSample.cpuSeconds() { out += "process_cpu_seconds_total \(cpu)\n" }
+            case "process_resident_memory_bytes":
+                if let rss = ProcessSample.residentBytes() { out += "process_resident_memory_bytes \(rss)\n" }
+            case "process_open_fds":
+                if let fds = ProcessSample.openFileDescriptors() { out += "process_open_fds \(fds)\n" }
+            case "process_start_time_seconds":
+                if let start = ProcessSample.startTime() { out += "process_start_time_seconds \(start)\n" }
+            default:
+                break // declared; its series appear with the first event
+            }
+        }
+        return Array(out.utf8)
+    }
+}
+
+/// The process's own figures, read from /proc at scrape time (Linux).
+enum ProcessSample {
+    private static var ticksPerSecond: Double { Double(sysconf(Int32(_SC_CLK_TCK))) }
+
+    /// Fields of /proc/self/stat after the command name.
+    private static func statFields() -> [Substring]? {
+        guard let text = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")") else { return nil }
+        return text[text.index(after: close)...].split(separator: " ")
+    }
+
+    static func cpuSeconds() -> Double? {
+        // state is field 3; utime and stime are 14 and 15 (1-based), so 11 and 12 here.
+        guard let f = statFields(), f.count > 12, let user = Double(f[11]), let system = Double(f[12]) else { return nil }
+        return (user + system) / ticksPerSecond
+    }
+
+    static func residentBytes() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    static func openFileDescriptors() -> Int? {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")).map(\.count)
+    }
+
+    static func startTime() -> Double? {
+        // starttime is field 22 (ticks after boot); btime in /proc/stat is the boot time.
+        guard let f = statFields(), f.count > 19, let ticks = Double(f[19]),
+              let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+              let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
+              let boot = Double(line.dropFirst(6).trimmingCharacters(in: .whitespaces)) else { return nil }
+        return boot + ticks / ticksPerSecond
+    }
+}
