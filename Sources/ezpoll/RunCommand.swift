@@ -45,7 +45,7 @@ struct RunCommand: AsyncParsableCommand {
     var maxConcurrentCalls: Int?
     @Option(parsing: .unconditional, help: "Most getTaskResult calls per second, all tasks together. [EZPOLL_RATE_LIMIT, default 200]")
     var rateLimit: Double?
-    @Option(parsing: .unconditional, help: "Most tasks in flight; above it the input pauses. [EZPOLL_MAX_IN_FLIGHT, default 50000]")
+    @Option(parsing: .unconditional, help: "Most tasks in flight; above it the input pauses. At most, and by default, 2 x rate limit x poll interval: what the call budget polls on schedule. [EZPOLL_MAX_IN_FLIGHT]")
     var maxInFlight: Int?
     @Option(parsing: .unconditional, help: "Seconds from task creation to the first poll. [EZPOLL_FIRST_POLL_DELAY, default: the profile's]")
     var firstPollDelay: Double?
@@ -95,6 +95,7 @@ struct RunCommand: AsyncParsableCommand {
         let settings = try RunSettings.resolve(self, environment: ProcessInfo.processInfo.environment)
         var logger = settings.jsonLogs ? Logger(label: "ezpoll", factory: { JSONLogHandler(label: $0) }) : Logger(label: "ezpoll")
         logger.logLevel = settings.logLevel
+        for warning in settings.warnings { logger.warning("\(warning)") }
         let client = try TaskResultClient(profile: settings.profile, logger: logger)
         let pipeline: Pipeline
         do {

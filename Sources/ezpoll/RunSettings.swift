@@ -12,6 +12,8 @@ struct RunSettings {
     var logLevel: Logger.Level
     /// `--log-format json`: one JSON object per line.
     var jsonLogs: Bool
+    /// Said once at startup (logged by `run`): settings that cannot work together.
+    var warnings: [String] = []
     /// The metrics/health port; 0: off.
     var metricsPort: Int
     var metricsHost: String
@@ -74,10 +76,25 @@ struct RunSettings {
             backoffMax: seconds(nil, .seconds(30)))
         guard policy.maxPolls >= 1 else { throw ValidationError("--max-polls must be at least 1") }
 
-        let maxInFlight = try number(options.maxInFlight, "EZPOLL_MAX_IN_FLIGHT") ?? 50_000
+        let requestedInFlight = try number(options.maxInFlight, "EZPOLL_MAX_IN_FLIGHT")
         let concurrency = try number(options.maxConcurrentCalls, "EZPOLL_MAX_CONCURRENT_CALLS") ?? 64
         let rate = try number(options.rateLimit, "EZPOLL_RATE_LIMIT") ?? 200
-        try require(maxInFlight >= 1, "--max-in-flight must be at least 1 (got \(maxInFlight))")
+        try require((requestedInFlight ?? 1) >= 1, "--max-in-flight must be at least 1 (got \(requestedInFlight ?? 0))")
+        // What the call budget serves on schedule: each held task costs one call per
+        // poll interval, so the rate limit keeps rate x interval tasks on time; twice
+        // that leaves room for tasks still waiting for their first poll. Beyond it the
+        // input pauses and the backlog waits in Kafka (visible as consumer lag) instead
+        // of every task's polls drifting late until tasks expire unpolled.
+        let intervalSeconds = Double(policy.interval.milliseconds) / 1_000
+        let onSchedule = max(1, Int((2 * rate * intervalSeconds).rounded(.down)))
+        var warnings: [String] = []
+        let maxInFlight: Int
+        if let requestedInFlight, requestedInFlight > onSchedule {
+            warnings.append("--max-in-flight \(requestedInFlight) is more than --rate-limit \(rate)/s can poll every \(intervalSeconds) s; holding at most \(onSchedule) tasks (2 x rate x interval) so the rest waits in Kafka instead of expiring")
+            maxInFlight = onSchedule
+        } else {
+            maxInFlight = requestedInFlight ?? onSchedule
+        }
         try require(concurrency >= 1, "--max-concurrent-calls must be at least 1 (got \(concurrency))")
         try require(rate > 0 && rate.isFinite, "--rate-limit must be > 0 calls per second (got \(rate))")
         var engine = PollingEngine.Configuration()
@@ -150,7 +167,7 @@ struct RunSettings {
         let metricsPort = try number(options.metricsPort, "EZPOLL_METRICS_PORT") ?? 9464
         guard (0...65_535).contains(metricsPort) else { throw ValidationError("--metrics-port must be 0...65535 (0 = off)") }
         let metricsHost = string(options.metricsHost, "EZPOLL_METRICS_HOST", "0.0.0.0")
-        return RunSettings(pipeline: pipeline, profile: profile, logLevel: logLevel, jsonLogs: logFormat == "json",
+        return RunSettings(pipeline: pipeline, profile: profile, logLevel: logLevel, jsonLogs: logFormat == "json", warnings: warnings,
                            metricsPort: metricsPort, metricsHost: metricsHost)
     }
 

@@ -194,12 +194,12 @@ struct MisconfigurationTests {
 
 @Suite("Packaging: operating ezpoll run")
 struct OperationsTests {
-    @Test("--log-format json writes one JSON object per line, with millisecond timestamps")
-    func jsonLogs() throws {
+    /// Runs `ezpoll run` against a closed port until it logged "pipeline started", then
+    /// stops it with SIGTERM; returns what it wrote to standard error.
+    static func startAndStop(_ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Packaging.ezpollBinary())
-        // No broker listens there: the pipeline starts, logs, and stops on SIGTERM.
-        process.arguments = ["run", "--log-format", "json", "--metrics-port", "0", "--brokers", "127.0.0.1:9"]
+        process.arguments = ["run", "--metrics-port", "0", "--brokers", "127.0.0.1:9"] + arguments
         process.environment = ["EZPOLL_CLIENT_KEY": "k"]
         let pipe = Pipe()
         process.standardError = pipe
@@ -215,6 +215,19 @@ struct OperationsTests {
         process.terminate()
         text += String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
+        return text
+    }
+
+    @Test("an in-flight bound the rate limit cannot serve on schedule is lowered, with a startup warning")
+    func inFlightMatchesTheBudget() throws {
+        let text = try Self.startAndStop(["--max-in-flight", "50000", "--rate-limit", "200", "--poll-interval", "3"])
+        #expect(text.contains("holding at most 1200 tasks"), "\(text)")
+        #expect(text.contains("maxInFlight=1200"), "\(text)")
+    }
+
+    @Test("--log-format json writes one JSON object per line, with millisecond timestamps")
+    func jsonLogs() throws {
+        let text = try Self.startAndStop(["--log-format", "json"])
         let lines = text.split(separator: "\n").filter { !$0.isEmpty }
         #expect(lines.contains { $0.contains("pipeline started") }, "\(text)")
         for line in lines {

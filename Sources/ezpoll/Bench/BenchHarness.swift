@@ -77,6 +77,10 @@ final class BenchHarness: @unchecked Sendable {
         var settings = try RunSettings.resolve(try RunCommand.parse(args), environment: ["EZPOLL_CLIENT_KEY": key])
         settings.pipeline.consumer.fetchWaitMaxMs = 10
         settings.pipeline.topics = topics
+        // The bench sets the in-flight bound on purpose (the memory mode holds 200,000
+        // tasks), past what `ezpoll run` would allow for the rate limit.
+        settings.pipeline.engine.maxInFlight = maxInFlight
+        settings.pipeline.engine.resumeBelow = maxInFlight * 9 / 10
         let pipeline = try Pipeline(configuration: settings.pipeline, client: client, logger: logger)
         services = PipelineServices(pipeline: pipeline, client: client, logger: logger)
         return (pipeline, settings)
