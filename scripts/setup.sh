@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what ezpoll needs on a fresh Debian 12 machine with Swift: librdkafka-dev
-# (through apt, only when pkg-config cannot find it) and Python's jsonschema and PyYAML (only when missing).
+# (through apt, only when pkg-config cannot find it), promtool (through apt, only when missing)
+# and Python's jsonschema, PyYAML and kubernetes-validate (only when missing).
 set -euo pipefail
 
 sudo_if_needed() {
@@ -22,4 +23,19 @@ fi
 if ! python3 -c 'import yaml' >/dev/null 2>&1; then
   echo "setup: installing Python PyYAML through pip" >&2
   python3 -m pip install --quiet pyyaml
+fi
+
+# promtool checks and unit-tests deploy/prometheus-rules.yaml (Tests/PackagingTests/check_deploy.py).
+# Debian ships it only in the prometheus package; --no-install-recommends keeps the extras out.
+# (Where systemd runs, installing it also enables a Prometheus server on :9090.)
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "setup: installing promtool (Debian package prometheus) through apt" >&2
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
+# kubernetes-validate bundles the Kubernetes JSON schemas: deploy/ezpoll.yaml is validated offline.
+if ! python3 -c 'import kubernetes_validate' >/dev/null 2>&1; then
+  echo "setup: installing Python kubernetes-validate through pip" >&2
+  python3 -m pip install --quiet 'kubernetes-validate==1.37.0'
 fi
