@@ -135,10 +135,9 @@ struct SimulateCommand: AsyncParsableCommand {
         let server = try await SimulatorServer.start(config: config, host: host, port: port)
         print("ezpoll simulator listening on \(server.baseURL) (time scale \(config.timeScale), seed \(config.seed))")
         fflush(nil)
-        var logger = Logger(label: "ezpoll.simulate")
-        logger.logLevel = .info
         try await ServiceGroup(configuration: .init(services: [.init(service: SimulatorService(server: server))],
-                                                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+                                                    gracefulShutdownSignals: [.sigterm, .sigint],
+                                                    logger: Logger(label: "ezpoll.simulate"))).run()
         print("stopped")
         let stats = server.stats()
         print("tasks created \(stats.tasksCreated), getTaskResult calls \(stats.getTaskResultCalls)")
