@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NIOConcurrencyHelpers
 import Kafka
 import Logging
 import NIOPosix
@@ -167,12 +168,13 @@ final class BenchHarness: @unchecked Sendable {
         let start = ContinuousClock.now
         let warmEnd = start + .milliseconds(Int64(c.warmup * 1000))
         let loadEnd = start + .milliseconds(Int64(c.duration * 1000))
-        let samples = Locked<(Sample?, Sample?)>((nil, nil))
+        let samples = NIOLockedValueBox<(Sample?, Sample?)>((nil, nil))
         let sampler = Task {
             try? await Task.sleep(until: warmEnd, clock: .continuous)
-            samples.set((self.sample(pipeline), nil))
+            samples.withLockedValue { $0 = (self.sample(pipeline), nil) }
             try? await Task.sleep(until: loadEnd, clock: .continuous)
-            samples.set((samples.get().0, self.sample(pipeline)))
+            let latest = self.sample(pipeline)
+            samples.withLockedValue { $0.1 = latest }
         }
         let ticker = ProgressTicker { [book] elapsed in
             let snap = pipeline.snapshot
@@ -192,7 +194,7 @@ final class BenchHarness: @unchecked Sendable {
         ticker.stop()
         let stats = simulator.stats()
 
-        let (first, last) = samples.get()
+        let (first, last) = samples.withLockedValue { $0 }
         guard let first, let last else { throw ValidationError("bench: samples missing") }
         let window = (last.at - first.at).inSeconds
         let steady = book.observations(from: first.at, to: last.at)

@@ -28,7 +28,7 @@ enum FutureHTTPCeiling {
         let warmEnd = NIODeadline.now() + .milliseconds(Int64(warmup * 1000))
         let end = warmEnd + .milliseconds(Int64(seconds * 1000))
         let counts = NIOLockedValueBox((0, 0))
-        let cpuAtStart = Locked(0.0)
+        let cpuAtStart = NIOLockedValueBox(0.0)
         let url = profile.getTaskResultURL
         let userAgent = c.userAgent
 
@@ -64,11 +64,11 @@ enum FutureHTTPCeiling {
         }
         let sampler = Task {
             try? await Task.sleep(for: .milliseconds(Int64(warmup * 1000)))
-            cpuAtStart.set(ProcessMetrics.cpuSeconds())
+            cpuAtStart.withLockedValue { $0 = ProcessMetrics.cpuSeconds() }
         }
         for future in futures { try? await future.get() }
         await sampler.value
-        let cpu = ProcessMetrics.cpuSeconds() - cpuAtStart.get()
+        let cpu = ProcessMetrics.cpuSeconds() - cpuAtStart.withLockedValue { $0 }
         try? await client.shutdown()
         let (n, unexpected) = counts.withLockedValue { $0 }
         return RawHTTPCeiling.Result(requestsPerSecond: Double(n) / seconds, requests: n, seconds: seconds,

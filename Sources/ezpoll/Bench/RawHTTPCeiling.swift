@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import Simulator
 import TaskAPI
 
@@ -24,7 +25,7 @@ enum RawHTTPCeiling {
         }
         let warmEnd = ContinuousClock.now + .milliseconds(Int64(warmup * 1000))
         let end = warmEnd + .milliseconds(Int64(seconds * 1000))
-        let cpuAtStart = Locked(0.0)
+        let cpuAtStart = NIOLockedValueBox(0.0)
         let counts = await withTaskGroup(of: (Int, Int).self) { group in
             for worker in 0..<concurrency {
                 group.addTask {
@@ -46,7 +47,7 @@ enum RawHTTPCeiling {
             }
             group.addTask {
                 try? await Task.sleep(until: warmEnd, clock: .continuous)
-                cpuAtStart.set(ProcessMetrics.cpuSeconds())
+                cpuAtStart.withLockedValue { $0 = ProcessMetrics.cpuSeconds() }
                 return (0, 0)
             }
             var total = (0, 0)
@@ -56,18 +57,10 @@ enum RawHTTPCeiling {
             }
             return total
         }
-        let cpu = ProcessMetrics.cpuSeconds() - cpuAtStart.get()
+        let cpu = ProcessMetrics.cpuSeconds() - cpuAtStart.withLockedValue { $0 }
         return Result(requestsPerSecond: Double(counts.0) / seconds, requests: counts.0, seconds: seconds,
                       concurrency: concurrency, unexpectedAnswers: counts.1,
                       cpuSecondsPerThousandRequests: counts.0 > 0 ? cpu / Double(counts.0) * 1000 : 0)
     }
 }
 
-/// A value behind a lock.
-final class Locked<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func get() -> Value { lock.withLock { value } }
-    func set(_ newValue: Value) { lock.withLock { value = newValue } }
-}
