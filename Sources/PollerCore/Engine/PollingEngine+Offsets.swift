@@ -48,9 +48,16 @@ extension PollingEngine {
         let gone = Set(partitions).intersection(offsets.assignedPartitions)
         guard !gone.isEmpty else { return [] }
         draining.formUnion(gone)
+        return dropTasks(of: gone, onlyWaiting: true)
+    }
+
+    /// Forgets the tasks of these partitions (only those waiting for their next poll,
+    /// or all of them); returns the fetch action the lower in-flight count may call for.
+    mutating func dropTasks(of partitions: Set<PartitionID>, onlyWaiting: Bool) -> [Action] {
         var dropped = 0
         for handle in tasks.handles {
-            guard let task = tasks[handle], gone.contains(task.token.partition), task.phase == .waiting else { continue }
+            guard let task = tasks[handle], partitions.contains(task.token.partition),
+                  !onlyWaiting || task.phase == .waiting else { continue }
             scheduler.cancel(handle)
             tasks.remove(handle)
             dropped += 1
@@ -81,14 +88,7 @@ extension PollingEngine {
             draining.remove(partition)
             pendingDeadLetters[partition] = nil
         }
-        var dropped = 0
-        for handle in tasks.handles where gone.contains(tasks[handle]!.token.partition) {
-            scheduler.cancel(handle)
-            tasks.remove(handle)
-            dropped += 1
-        }
-        if dropped > 0, let action = inFlight.removed(dropped) { return (commits, [Self.fetch(action)]) }
-        return (commits, [])
+        return (commits, dropTasks(of: gone, onlyWaiting: false))
     }
 
     /// The output of a task was acknowledged: its offset is finished.
