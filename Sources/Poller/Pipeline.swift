@@ -14,7 +14,7 @@ import TaskAPI
 /// rebalance handler (assign: skip what the last owner finished; revoke: let calls
 /// in progress finish and their outputs be acknowledged, commit, drop the rest).
 /// Every core call runs under one lock; its actions run after the lock is released.
-public final class Pipeline: Service, @unchecked Sendable {
+public final class Pipeline: Service, Sendable {
     public struct Topics: Sendable {
         public var input = "captcha.tasks"
         public var solutions = "captcha.solutions"
@@ -34,6 +34,9 @@ public final class Pipeline: Service, @unchecked Sendable {
         /// How soon after an acknowledgement its offset is committed (with the finished
         /// offsets above the watermark in the metadata): the most a crash repeats.
         public var commitInterval: Duration = .milliseconds(250)
+        /// How long a result the broker refused (or that could not be queued) waits
+        /// before it is sent again. Its record's offset holds meanwhile.
+        public var publishRetryDelay: Duration = .seconds(1)
 
         public init(engine: PollingEngine.Configuration, consumer: KafkaConsumerConfiguration, producer: KafkaProducerConfiguration) {
             self.engine = engine
@@ -43,12 +46,12 @@ public final class Pipeline: Service, @unchecked Sendable {
     }
 
     public let configuration: Configuration
-    private let client: TaskResultClient
+    private let client: any TaskResultFetching
     private let logger: Logger
-    let consumer: KafkaConsumer
-    private let producer: KafkaProducer
-    private let lock = NSLock()
-    private var engine: PollingEngine
+    let consumer: any PipelineInput
+    private let producer: any PipelineOutput
+    /// The core, behind one lock; its actions run after the lock is released.
+    private let engine: NIOLockedValueBox<PollingEngine>
     private let counters = PipelineCounters()
     private let wakeup = Wakeup()
     let stopRequested = OnceFlag()
@@ -59,13 +62,9 @@ public final class Pipeline: Service, @unchecked Sendable {
     /// Prometheus metrics and the state behind `/health` (Observability/).
     public let metrics: PipelineMetrics
 
-    public init(configuration: Configuration, client: TaskResultClient, logger: Logger,
-                eventHandler: KafkaClientEventHandler? = nil, metrics: PipelineMetrics = PipelineMetrics()) throws {
-        self.configuration = configuration
-        self.client = client
-        self.logger = logger
-        self.metrics = metrics
-        self.engine = PollingEngine(configuration: configuration.engine)
+    /// A pipeline on Kafka: builds its consumer (explicit commits) and producer.
+    public convenience init(configuration: Configuration, client: any TaskResultFetching, logger: Logger,
+                            eventHandler: KafkaClientEventHandler? = nil, metrics: PipelineMetrics = PipelineMetrics()) throws {
         let events: KafkaClientEventHandler = { event in
             metrics.kafkaEvent(event)
             eventHandler?(event)
@@ -74,15 +73,26 @@ public final class Pipeline: Service, @unchecked Sendable {
         var consumerConfiguration = configuration.consumer
         consumerConfiguration.autoCommitIntervalMs = nil
         consumerConfiguration.properties["enable.auto.commit"] = nil
+        let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger, eventHandler: events)
+        let producer = try KafkaProducer(configuration: configuration.producer, logger: logger, eventHandler: events)
+        self.init(configuration: configuration, input: consumer, output: producer, client: client, logger: logger, metrics: metrics)
+    }
+
+    /// A pipeline on any input and output (the driver's tests pass scripted ones).
+    public init(configuration: Configuration, input: any PipelineInput, output: any PipelineOutput,
+                client: any TaskResultFetching, logger: Logger, metrics: PipelineMetrics = PipelineMetrics()) {
+        self.configuration = configuration
+        self.client = client
+        self.logger = logger
+        self.metrics = metrics
+        self.engine = NIOLockedValueBox(PollingEngine(configuration: configuration.engine))
         (commitRequests, commitRequester) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
-        self.consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger, eventHandler: events)
-        self.producer = try KafkaProducer(configuration: configuration.producer, logger: logger, eventHandler: events)
+        self.consumer = input
+        self.producer = output
     }
 
     func withEngine<R>(_ body: (inout PollingEngine) -> R) -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return body(&engine)
+        engine.withLockedValue(body)
     }
 
     /// What the pipeline has done so far.
@@ -155,7 +165,7 @@ public final class Pipeline: Service, @unchecked Sendable {
     // MARK: Ingest
 
     private func ingestLoop() async {
-        for await batch in consumer.batches {
+        while let batch = await consumer.nextBatch() {
             if stopRequested.isSet { continue } // left untracked: the next owner reads them
             counters.consumed(batch.count)
             metrics.consumed(batch)
@@ -282,7 +292,7 @@ public final class Pipeline: Service, @unchecked Sendable {
 
     /// Commits inside the rebalance callback (never held: the generation is current).
     private func commitInRebalance(_ commits: [OffsetTracker.Commit], final: Bool) {
-        let failed = consumer.commitBlocking { commits.map(Self.kafkaOffset) } ?? [:]
+        let failed = consumer.commitBlocking(force: false) { commits.map(Self.kafkaOffset) } ?? [:]
         let refused = commits.filter { failed[Self.topicPartition($0)] != nil }
         if !refused.isEmpty {
             logger.warning(final ? "final commit on revoke failed; the next owner repeats what finished since the last commit"
@@ -427,7 +437,7 @@ public final class Pipeline: Service, @unchecked Sendable {
 
     private func retryPublish(_ acknowledges: Acknowledges, _ outgoing: KafkaOutgoingRecord) {
         Task {
-            try? await Task.sleep(for: .seconds(1))
+            try? await Task.sleep(for: self.configuration.publishRetryDelay)
             await self.publish(acknowledges, outgoing)
         }
     }

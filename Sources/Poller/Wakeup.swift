@@ -1,64 +1,61 @@
 import Foundation
+import NIOConcurrencyHelpers
 
 /// Wakes the dispatcher when there is new work (a task ingested, a call finished)
 /// or when the next poll is due, whichever comes first. A signal that arrives while
 /// nobody waits is kept, so it is never lost.
-final class Wakeup: @unchecked Sendable {
-    private let lock = NSLock()
-    private var pending = false
-    private var waiter: CheckedContinuation<Void, Never>?
-    private var waitID: UInt64 = 0
+final class Wakeup: Sendable {
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+        var waitID: UInt64 = 0
+    }
+
+    private let state = NIOLockedValueBox(State())
     private let timerQueue = DispatchQueue(label: "ezpoll.dispatch-timer")
 
     func signal() {
-        lock.lock()
-        if let waiter {
-            self.waiter = nil
-            lock.unlock()
-            waiter.resume()
-        } else {
-            pending = true
-            lock.unlock()
+        let waiter = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiter else {
+                state.pending = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter
         }
+        waiter?.resume()
     }
 
     /// Returns on a signal, or at `deadline` (wall clock); nil waits for a signal only.
     func wait(until deadline: Timestamp?) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            lock.lock()
-            if pending {
-                pending = false
-                lock.unlock()
-                continuation.resume()
-                return
-            }
             let delayMs = deadline.map { $0.millisecondsSinceEpoch - WallClock.now().millisecondsSinceEpoch }
-            if let delayMs, delayMs <= 0 {
-                lock.unlock()
-                continuation.resume()
-                return
+            let timer = state.withLockedValue { state -> UInt64? in
+                if state.pending {
+                    state.pending = false
+                    return nil
+                }
+                if let delayMs, delayMs <= 0 { return nil }
+                state.waitID &+= 1
+                state.waiter = continuation
+                return state.waitID
             }
-            waitID &+= 1
-            let id = waitID
-            waiter = continuation
-            lock.unlock()
+            guard let timer else { return continuation.resume() }
             if let delayMs {
                 timerQueue.asyncAfter(deadline: .now() + .milliseconds(Int(min(delayMs, 3_600_000)))) { [weak self] in
-                    self?.fire(id)
+                    self?.fire(timer)
                 }
             }
         }
     }
 
     private func fire(_ id: UInt64) {
-        lock.lock()
-        guard waitID == id, let waiter else {
-            lock.unlock()
-            return
+        let waiter = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+            guard state.waitID == id, let waiter = state.waiter else { return nil }
+            state.waiter = nil
+            return waiter
         }
-        self.waiter = nil
-        lock.unlock()
-        waiter.resume()
+        waiter?.resume()
     }
 }
 

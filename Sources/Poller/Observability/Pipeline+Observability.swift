@@ -51,7 +51,7 @@ extension Pipeline: ObservabilitySource {
         if kafka.brokersDown, lifecycle == .running, metrics.beginProbe() {
             let probe = TopicPartition(configuration.topics.input, 0)
             Task { [consumer, metrics] in
-                let reached = (try? await consumer.committedOffsets(for: [probe], timeoutMs: 2_000)) != nil
+                let reached = await consumer.coordinatorReachable(probing: probe, timeoutMs: 2_000)
                 metrics.endProbe(reached: reached)
             }
         }

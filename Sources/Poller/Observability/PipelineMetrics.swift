@@ -1,6 +1,6 @@
-import class Foundation.NSLock
 import Kafka
 import Metrics
+import NIOConcurrencyHelpers
 import class Prometheus.PrometheusCollectorRegistry
 import struct Prometheus.PrometheusMetricsFactory
 import TaskAPI
@@ -13,7 +13,7 @@ import TaskAPI
 ///
 /// Label values are closed sets (outcome classes, reason codes) or topic names and
 /// partition numbers: never a clientKey, a fingerprint or a taskId.
-public final class PipelineMetrics: @unchecked Sendable {
+public final class PipelineMetrics: Sendable {
     /// Metric names (Prometheus conventions: `ezpoll_` prefix, `_total` counters, `_seconds` durations).
     public enum Name {
         public static let recordsConsumed = "ezpoll_records_consumed_total"
@@ -107,15 +107,19 @@ public final class PipelineMetrics: @unchecked Sendable {
         var finishedAboveGauge: Gauge
     }
 
-    private let lock = NSLock()
-    private var partitions: [TopicPartition: PartitionState] = [:]
-    private var published: [String: Counter] = [:]
-    private var publishErrors: [String: Counter] = [:]
-    private var kafkaEvents: [String: Counter] = [:]
-    private var kafka = KafkaState()
-    private var lifecycle = PipelineHealth.Lifecycle.starting
-    private var probing = false
-    private var banUntil: Timestamp?
+    /// What changes after startup, under one lock.
+    private struct Mutable {
+        var partitions: [TopicPartition: PartitionState] = [:]
+        var published: [String: Counter] = [:]
+        var publishErrors: [String: Counter] = [:]
+        var kafkaEvents: [String: Counter] = [:]
+        var kafka = KafkaState()
+        var lifecycle = PipelineHealth.Lifecycle.starting
+        var probing = false
+        var banUntil: Timestamp?
+    }
+
+    private let mutable = NIOLockedValueBox(Mutable())
 
     /// Buckets of `ezpoll_http_request_duration_seconds`.
     public static let httpBuckets: [Duration] = [
@@ -182,10 +186,8 @@ public final class PipelineMetrics: @unchecked Sendable {
         enrichedExposition(registryText: String(decoding: registry.emitToBuffer(), as: UTF8.self))
     }
 
-    private func withLock<R>(_ body: () -> R) -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return body()
+    private func withLock<R>(_ body: (inout Mutable) -> R) -> R {
+        mutable.withLockedValue(body)
     }
 
     // MARK: Events from the driver
@@ -198,39 +200,39 @@ public final class PipelineMetrics: @unchecked Sendable {
         for record in batch {
             ends[record.topicPartition] = max(ends[record.topicPartition] ?? .min, record.offset + 1)
         }
-        withLock {
-            kafka.brokersDown = false // data came from a broker
+        withLock { m in
+            m.kafka.brokersDown = false // data came from a broker
             for (partition, end) in ends {
-                if var state = partitions[partition] {
+                if var state = m.partitions[partition] {
                     state.consumedEnd = max(state.consumedEnd, end)
-                    partitions[partition] = state
+                    m.partitions[partition] = state
                 } else {
                     // The first record read after assignment starts where the last owner's watermark was.
                     let first = batch.lazy.filter { $0.topicPartition == partition }.map(\.offset).min() ?? end
-                    partitions[partition] = makePartitionState(partition, consumedEnd: end, stored: first)
+                    m.partitions[partition] = makePartitionState(partition, consumedEnd: end, stored: first)
                 }
-                updateOffsetGauges(partition)
+                Self.updateOffsetGauges(m.partitions[partition])
             }
         }
     }
 
     /// These commits (offset next to read, finished offsets above it) were acknowledged by the broker.
     func committed(_ commits: [OffsetTracker.Commit]) {
-        withLock {
+        withLock { m in
             for commit in commits {
                 let partition = TopicPartition(commit.partition.topic, commit.partition.partition)
-                guard var state = partitions[partition] else { continue }
+                guard var state = m.partitions[partition] else { continue }
                 state.stored = commit.offset
                 state.finishedAbove = commit.finishedAbove
-                partitions[partition] = state
-                updateOffsetGauges(partition)
+                m.partitions[partition] = state
+                Self.updateOffsetGauges(m.partitions[partition])
             }
         }
     }
 
     /// Partitions were revoked: their series go away (the new owner reports them).
     func revoked(_ revoked: [TopicPartition]) {
-        let states = withLock { revoked.compactMap { partitions.removeValue(forKey: $0) } }
+        let states = withLock { m in revoked.compactMap { m.partitions.removeValue(forKey: $0) } }
         for state in states {
             state.lag.destroy()
             state.consumed.destroy()
@@ -241,7 +243,7 @@ public final class PipelineMetrics: @unchecked Sendable {
 
     /// Partitions were assigned: the group coordinator answered.
     func assigned() {
-        withLock { kafka.brokersDown = false }
+        withLock { m in m.kafka.brokersDown = false }
     }
 
     private func makePartitionState(_ partition: TopicPartition, consumedEnd: Int64, stored: Int64?) -> PartitionState {
@@ -255,8 +257,8 @@ public final class PipelineMetrics: @unchecked Sendable {
     }
 
     /// Under the lock.
-    private func updateOffsetGauges(_ partition: TopicPartition) {
-        guard let state = partitions[partition] else { return }
+    private static func updateOffsetGauges(_ state: PartitionState?) {
+        guard let state else { return }
         state.consumed.record(state.consumedEnd)
         if let stored = state.stored {
             state.storedGauge.record(stored)
@@ -292,12 +294,12 @@ public final class PipelineMetrics: @unchecked Sendable {
 
     /// The broker acknowledged an output on `topic` (or refused it).
     func delivered(topic: String, success: Bool) {
-        let counter = withLock { () -> Counter in
-            if success { kafka.brokersDown = false }
+        let counter = withLock { m -> Counter in
+            if success { m.kafka.brokersDown = false }
             let name = success ? Name.resultsPublished : Name.publishErrors
-            if let existing = success ? published[topic] : publishErrors[topic] { return existing }
+            if let existing = success ? m.published[topic] : m.publishErrors[topic] { return existing }
             let made = Counter(label: name, dimensions: [("topic", topic)], factory: factory)
-            if success { published[topic] = made } else { publishErrors[topic] = made }
+            if success { m.published[topic] = made } else { m.publishErrors[topic] = made }
             return made
         }
         counter.increment()
@@ -305,9 +307,9 @@ public final class PipelineMetrics: @unchecked Sendable {
 
     /// An IP-ban pause began or was extended until `until`; counts distinct pauses only.
     func ipBanned(until: Timestamp, now: Timestamp) {
-        let isNew = withLock { () -> Bool in
-            defer { banUntil = until }
-            return banUntil.map { $0 <= now } ?? true
+        let isNew = withLock { m -> Bool in
+            defer { m.banUntil = until }
+            return m.banUntil.map { $0 <= now } ?? true
         }
         if isNew { ipBans.increment() }
     }
@@ -322,49 +324,49 @@ public final class PipelineMetrics: @unchecked Sendable {
         case .allBrokersDown: kind = "all_brokers_down"
         case .fatal: kind = "fatal"
         }
-        let counter = withLock { () -> Counter in
+        let counter = withLock { m -> Counter in
             switch event {
-            case .allBrokersDown: kafka.brokersDown = true
-            case .fatal(let error): kafka.fatalError = error.message
+            case .allBrokersDown: m.kafka.brokersDown = true
+            case .fatal(let error): m.kafka.fatalError = error.message
             case .error: break
             }
-            if let existing = kafkaEvents[kind] { return existing }
+            if let existing = m.kafkaEvents[kind] { return existing }
             let made = Counter(label: Name.kafkaClientEvents, dimensions: [("event", kind)], factory: factory)
-            kafkaEvents[kind] = made
+            m.kafkaEvents[kind] = made
             return made
         }
         counter.increment()
     }
 
-    public var kafkaState: KafkaState { withLock { kafka } }
+    public var kafkaState: KafkaState { withLock { m in m.kafka } }
 
     // MARK: Lifecycle (for readiness)
 
     /// `run()` subscribed.
-    func started() { withLock { lifecycle = .running } }
+    func started() { withLock { m in m.lifecycle = .running } }
     /// `shutdown()` was requested or `run()` returned.
-    func stopping() { withLock { lifecycle = .stopping } }
-    var currentLifecycle: PipelineHealth.Lifecycle { withLock { lifecycle } }
+    func stopping() { withLock { m in m.lifecycle = .stopping } }
+    var currentLifecycle: PipelineHealth.Lifecycle { withLock { m in m.lifecycle } }
 
     /// Claims the one broker probe that may run at a time; false if one is running.
     func beginProbe() -> Bool {
-        withLock {
-            if probing { return false }
-            probing = true
+        withLock { m in
+            if m.probing { return false }
+            m.probing = true
             return true
         }
     }
 
     func endProbe(reached: Bool) {
-        withLock {
-            probing = false
-            if reached { kafka.brokersDown = false }
+        withLock { m in
+            m.probing = false
+            if reached { m.kafka.brokersDown = false }
         }
     }
 
     /// Per-partition watermark lag: records consumed at or above the committed offset
     /// and not recorded finished in the commit (what a crash would process again).
     public var watermarkLag: [TopicPartition: Int64] {
-        withLock { partitions.mapValues { max(0, $0.consumedEnd - ($0.stored ?? $0.consumedEnd) - $0.finishedAbove) } }
+        withLock { m in m.partitions.mapValues { max(0, $0.consumedEnd - ($0.stored ?? $0.consumedEnd) - $0.finishedAbove) } }
     }
 }
