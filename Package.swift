@@ -99,9 +99,27 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // `ezpoll bench`'s harness: the embedded cluster, the simulator, a load generator,
+        // the pipeline and an output collector in one process, and its report.
+        .target(
+            name: "Bench",
+            dependencies: [
+                "Poller",
+                "Kafka",
+                "TaskAPI",
+                "Simulator",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
         .executableTarget(
             name: "ezpoll",
             dependencies: [
+                "Bench",
                 "Kafka",
                 "TaskAPI",
                 "Simulator",

@@ -3,6 +3,7 @@ import Foundation
 import Kafka
 import Logging
 import NIOPosix
+import Bench
 import Poller
 import Simulator
 import TaskAPI
@@ -88,25 +89,18 @@ struct BenchCommand: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
     }
 
-    var mode: String {
-        if idleSeconds != nil { return "idle" }
-        if inFlightTarget != nil { return "memory" }
-        return "throughput"
-    }
-
-    static let processes = "one process: embedded Kafka (librdkafka mock cluster), simulator (own event-loop thread), load generator, pipeline, output collector"
-
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "ezpoll.bench")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .error
-        let harness = try await BenchHarness.start(command: self, logger: logger)
+        let options = try options()
+        let harness = try await BenchHarness.start(options: options, logger: logger)
         var report: BenchReport
         do {
-            switch mode {
-            case "idle": report = try await harness.idle(seconds: idleSeconds ?? 20)
-            case "memory": report = try await harness.memory(target: inFlightTarget ?? 200_000)
-            default: report = try await harness.throughput()
+            switch options.mode {
+            case .idle: report = try await harness.idle(seconds: idleSeconds ?? 20)
+            case .memory: report = try await harness.memory(target: inFlightTarget ?? 200_000)
+            case .throughput: report = try await harness.throughput()
             }
         } catch {
             await harness.stop()
@@ -117,19 +111,17 @@ struct BenchCommand: AsyncParsableCommand {
         print(json ? report.json() : report.table())
     }
 
-    /// The command line as given (for the report).
-    static var commandLine: String {
-        (["ezpoll"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
-    }
-
-    /// `ezpoll run` arguments for the pipeline under test.
-    func runArguments(brokers: String, timeScale: Double, maxInFlight: Int, rateLimit: Double) -> [String] {
-        var args = ["--brokers", brokers, "--group-id", "ezpoll-bench", "--time-scale", String(timeScale),
-                    "--rate-limit", String(rateLimit), "--max-concurrent-calls", String(maxConcurrentCalls),
-                    "--max-in-flight", String(maxInFlight), "--log-level", logLevel]
-        if let pollInterval { args += ["--poll-interval", String(pollInterval)] }
-        if let firstPollDelay { args += ["--first-poll-delay", String(firstPollDelay)] }
-        for property in kafkaConfig { args += ["--kafka-config", property] }
-        return args
+    /// The flags as typed options.
+    func options() throws -> BenchOptions {
+        var options = BenchOptions()
+        (options.rate, options.duration, options.warmup, options.timeScale) = (rate, duration, warmup, timeScale)
+        (options.partitions, options.maxConcurrentCalls, options.maxConnections) = (partitions, maxConcurrentCalls, maxConnections)
+        (options.rateLimit, options.maxInFlight, options.pollInterval, options.firstPollDelay) = (rateLimit, maxInFlight, pollInterval, firstPollDelay)
+        (options.solveMedian, options.solveSigma, options.inFlightTarget, options.idleSeconds) = (solveMedian, solveSigma, inFlightTarget, idleSeconds)
+        (options.rawHttp, options.rawHttpFuture, options.rawHttpSeconds) = (rawHttp, rawHttpFuture, rawHttpSeconds)
+        (options.simulatorThreads, options.seed) = (simulatorThreads, seed)
+        options.kafkaProperties = try KafkaProperty.parse(kafkaConfig)
+        options.commandLine = (["ezpoll"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        return options
     }
 }

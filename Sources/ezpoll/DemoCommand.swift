@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Kafka
 import Logging
+import NIOConcurrencyHelpers
 import Poller
 import Simulator
 import TaskAPI
@@ -79,14 +80,15 @@ struct DemoCommand: AsyncParsableCommand {
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers), logger: logger)
 
         // The pipeline, with its policy on the simulator's clock.
-        var settings = try RunSettings.resolve(try RunCommand.parse(["--brokers", cluster.bootstrapServers,
-                                                                     "--group-id", "ezpoll-demo",
-                                                                     "--time-scale", String(timeScale),
-                                                                     "--rate-limit", "5000", "--max-concurrent-calls", "64"]),
-                                               environment: ["EZPOLL_CLIENT_KEY": demoKey])
-        settings.pipeline.consumer.fetchWaitMaxMs = 10
-        settings.pipeline.topics = topics
-        let pipeline = try Pipeline(configuration: settings.pipeline, client: client, logger: logger)
+        var settings = PipelineSettings(profile: client.profile, brokers: cluster.bootstrapServers)
+        settings.groupID = "ezpoll-demo"
+        settings.topics = topics
+        settings.clientKey = ClientKey(demoKey)
+        settings.timeScale = timeScale
+        settings.rateLimit = 5_000
+        var configuration = settings.configuration
+        configuration.consumer.fetchWaitMaxMs = 10
+        let pipeline = try Pipeline(configuration: configuration, client: client, logger: logger)
         let services = PipelineServices(pipeline: pipeline, client: client, logger: logger)
 
         // The checker.
@@ -178,39 +180,34 @@ struct DemoCommand: AsyncParsableCommand {
 }
 
 /// Reads the output topics and counts outputs per record key.
-final class OutputChecker: @unchecked Sendable {
+final class OutputChecker: Sendable {
     private let consumer: KafkaConsumer
-    private let lock = NSLock()
-    private var outputs: [String: [String]] = [:] // key -> topics
-    private var total = 0
-    private var task: Task<Void, Never>?
+    /// Topics seen per record key, and the count of outputs.
+    private let seen = NIOLockedValueBox<(outputs: [String: [String]], total: Int)>(([:], 0))
+    private let task: Task<Void, Never>
 
     init(bootstrapServers: String, topics: Pipeline.Topics, logger: Logger) throws {
         var config = KafkaConsumerConfiguration(bootstrapServers: bootstrapServers, groupID: "ezpoll-demo-checker")
         config.fetchWaitMaxMs = 10
         consumer = try KafkaConsumer(configuration: config, logger: logger)
         try consumer.subscribe(topics: [topics.solutions, topics.failures, topics.deadLetters])
-        task = Task { [self] in
+        task = Task { [consumer, seen] in
             for await batch in consumer.batches {
-                lock.withLock {
+                seen.withLockedValue { seen in
                     for record in batch {
-                        outputs[String(decoding: record.key ?? [], as: UTF8.self), default: []].append(record.topic)
+                        seen.outputs[String(decoding: record.key ?? [], as: UTF8.self), default: []].append(record.topic)
                     }
-                    total += batch.count
+                    seen.total += batch.count
                 }
             }
         }
     }
 
-    var count: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return total
-    }
+    var count: Int { seen.withLockedValue { $0.total } }
 
     func close() async {
         await consumer.close()
-        await task?.value
+        await task.value
     }
 
     struct Report {
@@ -221,8 +218,7 @@ final class OutputChecker: @unchecked Sendable {
     }
 
     func report(expected: DemoCommand.Input) -> Report {
-        lock.lock()
-        defer { lock.unlock() }
+        let outputs = seen.withLockedValue { $0.outputs }
         var report = Report()
         for (key, topic) in expected.expectedTopic {
             guard let seen = outputs[key] else {

@@ -7,13 +7,10 @@ import TaskAPI
 
 /// `ezpoll run`'s options resolved against the environment (flag, then `EZPOLL_*`, then default).
 struct RunSettings {
-    var pipeline: Pipeline.Configuration
-    var profile: ProviderProfile
+    var settings: PipelineSettings
     var logLevel: Logger.Level
     /// `--log-format json`: one JSON object per line.
     var jsonLogs: Bool
-    /// Said once at startup (logged by `run`): settings that cannot work together.
-    var warnings: [String] = []
     /// The metrics/health port; 0: off.
     var metricsPort: Int
     var metricsHost: String
@@ -45,72 +42,40 @@ struct RunSettings {
             throw ValidationError("no clientKey: set EZPOLL_CLIENT_KEY or --client-key-file (or --event-keys-only when every event carries its own)")
         }
 
-        let scale = try number(options.timeScale, "EZPOLL_TIME_SCALE") ?? 1
-        guard scale > 0 else { throw ValidationError("--time-scale must be > 0") }
-        func seconds(_ value: Double?, _ fallback: Duration) -> Duration {
-            let base = value.map { Duration.milliseconds(Int64($0 * 1_000)) } ?? fallback
-            return .milliseconds(Int64((Double(base.milliseconds) / scale).rounded()))
-        }
-        // The margin covers request latency, which is real time: a time scale shrinks it
-        // no further than one second.
+        let brokers = string(options.brokers, "EZPOLL_BROKERS", "localhost:9092")
+        try validateBrokers(brokers)
+        var settings = PipelineSettings(profile: profile, brokers: brokers)
+        settings.groupID = string(options.groupId, "EZPOLL_GROUP_ID", settings.groupID)
+        settings.clientKey = key
         // Raw values first: each nonsensical one is refused with the option's name.
+        let scale = try number(options.timeScale, "EZPOLL_TIME_SCALE") ?? 1
+        try require(scale > 0 && scale.isFinite, "--time-scale must be > 0")
+        settings.timeScale = scale
         let firstPoll = try number(options.firstPollDelay, "EZPOLL_FIRST_POLL_DELAY")
         let interval = try number(options.pollInterval, "EZPOLL_POLL_INTERVAL")
         let window = try number(options.resultWindow, "EZPOLL_RESULT_WINDOW")
-        let margin = try number(options.safetyMargin, "EZPOLL_SAFETY_MARGIN") ?? 5
+        let margin = try number(options.safetyMargin, "EZPOLL_SAFETY_MARGIN") ?? settings.safetyMargin
         try require(firstPoll.map { $0 >= 0 && $0.isFinite } ?? true, "--first-poll-delay must be >= 0 seconds (got \(firstPoll ?? 0))")
         try require(interval.map { $0 > 0 && $0.isFinite } ?? true, "--poll-interval must be > 0 seconds (got \(interval ?? 0))")
         try require(window.map { $0 > 0 && $0.isFinite } ?? true, "--result-window must be > 0 seconds (got \(window ?? 0))")
-        let windowSeconds = window ?? Double(profile.resultWindow.milliseconds) / 1_000
+        let windowSeconds = window ?? profile.resultWindow.inSeconds
         try require(margin >= 0 && margin < windowSeconds,
                     "--safety-margin must be >= 0 and below --result-window (\(margin) against \(windowSeconds) seconds)")
-        let safetyMargin = max(seconds(margin, .seconds(5)), .milliseconds(Int64(min(margin, 1) * 1_000)))
-        let policy = PollingPolicy(
-            initialDelay: seconds(firstPoll, profile.initialDelay),
-            interval: seconds(interval, profile.defaultPollInterval),
-            minInterval: seconds(nil, profile.minPollInterval),
-            maxPolls: try number(options.maxPolls, "EZPOLL_MAX_POLLS") ?? profile.maxPolls,
-            window: seconds(window, profile.resultWindow),
-            safetyMargin: safetyMargin,
-            backoffBase: seconds(nil, .seconds(3)),
-            backoffMax: seconds(nil, .seconds(30)))
-        guard policy.maxPolls >= 1 else { throw ValidationError("--max-polls must be at least 1") }
+        (settings.firstPollDelay, settings.pollInterval, settings.resultWindow, settings.safetyMargin) = (firstPoll, interval, window, margin)
+        settings.maxPolls = try number(options.maxPolls, "EZPOLL_MAX_POLLS")
+        try require((settings.maxPolls ?? 1) >= 1, "--max-polls must be at least 1")
+        settings.banPause = try number(options.banPause, "EZPOLL_BAN_PAUSE")
 
-        let requestedInFlight = try number(options.maxInFlight, "EZPOLL_MAX_IN_FLIGHT")
-        let concurrency = try number(options.maxConcurrentCalls, "EZPOLL_MAX_CONCURRENT_CALLS") ?? 64
-        let rate = try number(options.rateLimit, "EZPOLL_RATE_LIMIT") ?? 200
-        try require((requestedInFlight ?? 1) >= 1, "--max-in-flight must be at least 1 (got \(requestedInFlight ?? 0))")
-        // What the call budget serves on schedule: each held task costs one call per
-        // poll interval, so the rate limit keeps rate x interval tasks on time; twice
-        // that leaves room for tasks still waiting for their first poll. Beyond it the
-        // input pauses and the backlog waits in Kafka (visible as consumer lag) instead
-        // of every task's polls drifting late until tasks expire unpolled.
-        let intervalSeconds = Double(policy.interval.milliseconds) / 1_000
-        let onSchedule = max(1, Int((2 * rate * intervalSeconds).rounded(.down)))
-        var warnings: [String] = []
-        let maxInFlight: Int
-        if let requestedInFlight, requestedInFlight > onSchedule {
-            warnings.append("--max-in-flight \(requestedInFlight) is more than --rate-limit \(rate)/s can poll every \(intervalSeconds) s; holding at most \(onSchedule) tasks (2 x rate x interval) so the rest waits in Kafka instead of expiring")
-            maxInFlight = onSchedule
-        } else {
-            maxInFlight = requestedInFlight ?? onSchedule
-        }
-        try require(concurrency >= 1, "--max-concurrent-calls must be at least 1 (got \(concurrency))")
-        try require(rate > 0 && rate.isFinite, "--rate-limit must be > 0 calls per second (got \(rate))")
-        var engine = PollingEngine.Configuration()
-        engine.policy = policy
-        engine.defaultClientKey = key
-        engine.defaultProvider = profile.name
-        engine.maxInFlight = maxInFlight
-        engine.resumeBelow = maxInFlight * 9 / 10
-        engine.maxConcurrentCalls = concurrency
-        engine.requestsPerSecond = rate
-        engine.banDuration = seconds(try number(options.banPause, "EZPOLL_BAN_PAUSE"), profile.ipBanPause)
-        let maxErrorRate = try number(options.maxErrorRate, "EZPOLL_MAX_ERROR_RATE") ?? 0.2
-        let maxErrors = try number(options.maxErrorsPerMinute, "EZPOLL_MAX_ERRORS_PER_MINUTE") ?? 60
-        try require(maxErrorRate > 0 && maxErrorRate <= 1, "--max-error-rate must be > 0 and <= 1 (got \(maxErrorRate))")
-        try require(maxErrors >= 1, "--max-errors-per-minute must be at least 1 (got \(maxErrors))")
-        engine.errorBudget = ErrorBudget(window: seconds(nil, .seconds(60)), maxErrorRate: maxErrorRate, maxErrors: maxErrors)
+        settings.maxInFlight = try number(options.maxInFlight, "EZPOLL_MAX_IN_FLIGHT")
+        settings.maxConcurrentCalls = try number(options.maxConcurrentCalls, "EZPOLL_MAX_CONCURRENT_CALLS") ?? settings.maxConcurrentCalls
+        settings.rateLimit = try number(options.rateLimit, "EZPOLL_RATE_LIMIT") ?? settings.rateLimit
+        try require((settings.maxInFlight ?? 1) >= 1, "--max-in-flight must be at least 1 (got \(settings.maxInFlight ?? 0))")
+        try require(settings.maxConcurrentCalls >= 1, "--max-concurrent-calls must be at least 1 (got \(settings.maxConcurrentCalls))")
+        try require(settings.rateLimit > 0 && settings.rateLimit.isFinite, "--rate-limit must be > 0 calls per second (got \(settings.rateLimit))")
+        settings.maxErrorRate = try number(options.maxErrorRate, "EZPOLL_MAX_ERROR_RATE") ?? settings.maxErrorRate
+        settings.maxErrorsPerMinute = try number(options.maxErrorsPerMinute, "EZPOLL_MAX_ERRORS_PER_MINUTE") ?? settings.maxErrorsPerMinute
+        try require(settings.maxErrorRate > 0 && settings.maxErrorRate <= 1, "--max-error-rate must be > 0 and <= 1 (got \(settings.maxErrorRate))")
+        try require(settings.maxErrorsPerMinute >= 1, "--max-errors-per-minute must be at least 1 (got \(settings.maxErrorsPerMinute))")
 
         // Kafka properties: a file (secrets stay off the command line), then the env or
         // flags; `consumer.`/`producer.` lines of the file and the side-specific flags
@@ -120,9 +85,6 @@ struct RunSettings {
             guard let text = env[name], !text.isEmpty else { return [:] }
             return try KafkaProperty.parse(text.split(separator: ";").map(String.init))
         }
-        var shared: [String: String] = [:]
-        var consumerOnly: [String: String] = [:]
-        var producerOnly: [String: String] = [:]
         if let file = optionalString(options.kafkaConfigFile, "EZPOLL_KAFKA_CONFIG_FILE") {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                 throw ValidationError("--kafka-config-file: cannot read '\(file)'")
@@ -133,43 +95,36 @@ struct RunSettings {
                 guard let (key, value) = try? KafkaProperty.parse(line) else {
                     throw ValidationError("--kafka-config-file: line \(number + 1) of '\(file)' is not key=value")
                 }
-                if key.hasPrefix("consumer.") { consumerOnly[String(key.dropFirst("consumer.".count))] = value }
-                else if key.hasPrefix("producer.") { producerOnly[String(key.dropFirst("producer.".count))] = value }
-                else { shared[key] = value }
+                if key.hasPrefix("consumer.") { settings.consumerProperties[String(key.dropFirst("consumer.".count))] = value }
+                else if key.hasPrefix("producer.") { settings.producerProperties[String(key.dropFirst("producer.".count))] = value }
+                else { settings.kafkaProperties[key] = value }
             }
         }
-        shared.merge(try properties(options.kafkaConfig, "EZPOLL_KAFKA_CONFIG")) { $1 }
-        consumerOnly.merge(try properties(options.kafkaConsumerConfig, "EZPOLL_KAFKA_CONSUMER_CONFIG")) { $1 }
-        producerOnly.merge(try properties(options.kafkaProducerConfig, "EZPOLL_KAFKA_PRODUCER_CONFIG")) { $1 }
-        let brokers = string(options.brokers, "EZPOLL_BROKERS", "localhost:9092")
-        try validateBrokers(brokers)
-        var consumer = KafkaConsumerConfiguration(bootstrapServers: brokers, groupID: string(options.groupId, "EZPOLL_GROUP_ID", "ezpoll"))
-        consumer.properties = shared.merging(consumerOnly) { $1 }
-        var producer = KafkaProducerConfiguration(bootstrapServers: brokers)
-        producer.properties = shared.merging(producerOnly) { $1 }
+        settings.kafkaProperties.merge(try properties(options.kafkaConfig, "EZPOLL_KAFKA_CONFIG")) { $1 }
+        settings.consumerProperties.merge(try properties(options.kafkaConsumerConfig, "EZPOLL_KAFKA_CONSUMER_CONFIG")) { $1 }
+        settings.producerProperties.merge(try properties(options.kafkaProducerConfig, "EZPOLL_KAFKA_PRODUCER_CONFIG")) { $1 }
 
-        let maxMetadata = try number(options.commitMetadataMaxBytes, "EZPOLL_COMMIT_METADATA_MAX_BYTES") ?? OffsetCommitMetadata.defaultMaxBytes
-        guard maxMetadata >= 0 else { throw ValidationError("--commit-metadata-max-bytes must be >= 0 (0 = commit the watermark only)") }
-        engine.maxCommitMetadataBytes = maxMetadata
-
-        var pipeline = Pipeline.Configuration(engine: engine, consumer: consumer, producer: producer)
-        // Real time, not scaled: these bound Kafka and HTTP work, not the provider's clock.
-        let drain = try number(options.drainTimeout, "EZPOLL_DRAIN_TIMEOUT") ?? 10
-        let commitEvery = try number(options.commitInterval, "EZPOLL_COMMIT_INTERVAL") ?? 0.25
-        guard drain >= 0, drain.isFinite else { throw ValidationError("--drain-timeout must be >= 0 seconds") }
-        guard commitEvery > 0, commitEvery <= 60 else { throw ValidationError("--commit-interval must be > 0 and <= 60 seconds") }
-        pipeline.drainTimeout = .milliseconds(Int64(drain * 1_000))
-        pipeline.commitInterval = .milliseconds(Int64(commitEvery * 1_000))
-        pipeline.topics.input = string(options.inputTopic, "EZPOLL_INPUT_TOPIC", pipeline.topics.input)
-        pipeline.topics.solutions = string(options.solutionsTopic, "EZPOLL_SOLUTIONS_TOPIC", pipeline.topics.solutions)
-        pipeline.topics.failures = string(options.failuresTopic, "EZPOLL_FAILURES_TOPIC", pipeline.topics.failures)
-        pipeline.topics.deadLetters = string(options.deadLetterTopic, "EZPOLL_DEAD_LETTER_TOPIC", pipeline.topics.deadLetters)
+        settings.commitMetadataMaxBytes = try number(options.commitMetadataMaxBytes, "EZPOLL_COMMIT_METADATA_MAX_BYTES") ?? settings.commitMetadataMaxBytes
+        try require(settings.commitMetadataMaxBytes >= 0, "--commit-metadata-max-bytes must be >= 0 (0 = commit the watermark only)")
+        settings.drainTimeout = try number(options.drainTimeout, "EZPOLL_DRAIN_TIMEOUT") ?? settings.drainTimeout
+        settings.commitInterval = try number(options.commitInterval, "EZPOLL_COMMIT_INTERVAL") ?? settings.commitInterval
+        try require(settings.drainTimeout >= 0 && settings.drainTimeout.isFinite, "--drain-timeout must be >= 0 seconds")
+        try require(settings.commitInterval > 0 && settings.commitInterval <= 60, "--commit-interval must be > 0 and <= 60 seconds")
+        settings.topics.input = string(options.inputTopic, "EZPOLL_INPUT_TOPIC", settings.topics.input)
+        settings.topics.solutions = string(options.solutionsTopic, "EZPOLL_SOLUTIONS_TOPIC", settings.topics.solutions)
+        settings.topics.failures = string(options.failuresTopic, "EZPOLL_FAILURES_TOPIC", settings.topics.failures)
+        settings.topics.deadLetters = string(options.deadLetterTopic, "EZPOLL_DEAD_LETTER_TOPIC", settings.topics.deadLetters)
         let metricsPort = try number(options.metricsPort, "EZPOLL_METRICS_PORT") ?? 9464
         guard (0...65_535).contains(metricsPort) else { throw ValidationError("--metrics-port must be 0...65535 (0 = off)") }
         let metricsHost = string(options.metricsHost, "EZPOLL_METRICS_HOST", "0.0.0.0")
-        return RunSettings(pipeline: pipeline, profile: profile, logLevel: logLevel, jsonLogs: logFormat == "json", warnings: warnings,
+        return RunSettings(settings: settings, logLevel: logLevel, jsonLogs: logFormat == "json",
                            metricsPort: metricsPort, metricsHost: metricsHost)
     }
+
+    var pipeline: Pipeline.Configuration { settings.configuration }
+    var profile: ProviderProfile { settings.profile }
+    /// Said once at startup (logged by `run`): settings that cannot work together.
+    var warnings: [String] { settings.warnings }
 
     static func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
         if !condition { throw ValidationError(message()) }

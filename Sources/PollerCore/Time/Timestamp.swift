@@ -44,6 +44,11 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
 }
 
 extension Duration {
+    /// This duration in seconds, with its fraction.
+    public var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+
     /// This duration in whole milliseconds, rounded toward zero, saturating at Int64 bounds.
     @inlinable
     public var milliseconds: Int64 {

@@ -1,4 +1,3 @@
-import ArgumentParser
 import Foundation
 import NIOConcurrencyHelpers
 import Kafka
@@ -9,8 +8,8 @@ import Simulator
 import TaskAPI
 
 /// The parts of one bench run and the three measurements.
-final class BenchHarness: @unchecked Sendable {
-    let command: BenchCommand
+public final class BenchHarness: Sendable {
+    let options: BenchOptions
     let logger: Logger
     let ledger: ThreadLedger
     let cluster: EmbeddedKafkaCluster
@@ -18,15 +17,15 @@ final class BenchHarness: @unchecked Sendable {
     let simulator: SimulatorServer
     let client: TaskResultClient
     let key: String
-    var topics = Pipeline.Topics()
-    private var services: PipelineServices?
-    private var collector: BenchCollector?
+    let topics = Pipeline.Topics()
+    /// What runs until `stop()`.
+    private let running = NIOLockedValueBox<(services: PipelineServices?, collector: BenchCollector?)>((nil, nil))
 
     static let rest = "pipeline+bench"
 
-    private init(command: BenchCommand, logger: Logger, ledger: ThreadLedger, cluster: EmbeddedKafkaCluster,
+    private init(options: BenchOptions, logger: Logger, ledger: ThreadLedger, cluster: EmbeddedKafkaCluster,
                  simulatorGroup: MultiThreadedEventLoopGroup, simulator: SimulatorServer, client: TaskResultClient, key: String) {
-        self.command = command
+        self.options = options
         self.logger = logger
         self.ledger = ledger
         self.cluster = cluster
@@ -36,25 +35,26 @@ final class BenchHarness: @unchecked Sendable {
         self.key = key
     }
 
-    static func start(command: BenchCommand, logger: Logger) async throws -> BenchHarness {
+    public static func start(options: BenchOptions, logger: Logger) async throws -> BenchHarness {
         let ledger = ThreadLedger()
         let cluster = try await ledger.attribute("cluster") { try EmbeddedKafkaCluster(brokers: 1, logger: logger) }
         let (group, simulator) = try await ledger.attribute("simulator") {
-            let group = MultiThreadedEventLoopGroup(numberOfThreads: command.simulatorThreads)
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: options.simulatorThreads)
             var config = SimulatorConfig()
-            config.timeScale = command.inFlightTarget != nil ? 1 : command.timeScale
-            config.solveTime = .init(kind: .lognormal, median: command.solveMedian, sigma: command.solveSigma)
+            config.timeScale = options.inFlightTarget != nil ? 1 : options.timeScale
+            config.solveTime = .init(kind: .lognormal, median: options.solveMedian, sigma: options.solveSigma)
             return (group, try await SimulatorServer.start(config: config, group: group))
         }
         var clientConfig = TaskResultClient.Configuration()
-        if let connections = command.maxConnections { clientConfig.maxConnectionsPerHost = connections }
+        if let connections = options.maxConnections { clientConfig.maxConnectionsPerHost = connections }
         let client = try TaskResultClient(profile: ProviderProfile.ezCaptcha.with(baseURL: simulator.baseURL),
                                           configuration: clientConfig, logger: logger)
-        return BenchHarness(command: command, logger: logger, ledger: ledger, cluster: cluster, simulatorGroup: group,
+        return BenchHarness(options: options, logger: logger, ledger: ledger, cluster: cluster, simulatorGroup: group,
                             simulator: simulator, client: client, key: "bench-key-" + UUID().uuidString)
     }
 
-    func stop() async {
+    public func stop() async {
+        let (services, collector) = running.withLockedValue { $0 }
         try? await services?.stop()
         await collector?.close()
         await client.shutdown()
@@ -68,23 +68,31 @@ final class BenchHarness: @unchecked Sendable {
     func createTopics(inputPartitions: Int) throws {
         try cluster.createTopic(topics.input, partitions: inputPartitions)
         for topic in [topics.solutions, topics.failures, topics.deadLetters] {
-            try cluster.createTopic(topic, partitions: command.partitions)
+            try cluster.createTopic(topic, partitions: options.partitions)
         }
     }
 
-    func startPipeline(timeScale: Double, maxInFlight: Int, rateLimit: Double) throws -> (Pipeline, RunSettings) {
-        let args = command.runArguments(brokers: cluster.bootstrapServers, timeScale: timeScale,
-                                        maxInFlight: maxInFlight, rateLimit: rateLimit)
-        var settings = try RunSettings.resolve(try RunCommand.parse(args), environment: ["EZPOLL_CLIENT_KEY": key])
-        settings.pipeline.consumer.fetchWaitMaxMs = 10
-        settings.pipeline.topics = topics
+    func startPipeline(timeScale: Double, maxInFlight: Int, rateLimit: Double) throws -> (Pipeline, Pipeline.Configuration) {
+        var settings = PipelineSettings(profile: client.profile, brokers: cluster.bootstrapServers)
+        settings.groupID = "ezpoll-bench"
+        settings.topics = topics
+        settings.clientKey = ClientKey(key)
+        settings.timeScale = timeScale
+        settings.firstPollDelay = options.firstPollDelay
+        settings.pollInterval = options.pollInterval
+        settings.rateLimit = rateLimit
+        settings.maxConcurrentCalls = options.maxConcurrentCalls
         // The bench sets the in-flight bound on purpose (the memory mode holds 200,000
         // tasks), past what `ezpoll run` would allow for the rate limit.
-        settings.pipeline.engine.maxInFlight = maxInFlight
-        settings.pipeline.engine.resumeBelow = maxInFlight * 9 / 10
-        let pipeline = try Pipeline(configuration: settings.pipeline, client: client, logger: logger)
-        services = PipelineServices(pipeline: pipeline, client: client, logger: logger)
-        return (pipeline, settings)
+        settings.maxInFlight = maxInFlight
+        settings.capInFlightToBudget = false
+        settings.kafkaProperties = options.kafkaProperties
+        var configuration = settings.configuration
+        configuration.consumer.fetchWaitMaxMs = 10
+        let pipeline = try Pipeline(configuration: configuration, client: client, logger: logger)
+        let services = PipelineServices(pipeline: pipeline, client: client, logger: logger)
+        running.withLockedValue { $0.services = services }
+        return (pipeline, configuration)
     }
 
     func makeProducer() throws -> KafkaProducer {
@@ -97,20 +105,20 @@ final class BenchHarness: @unchecked Sendable {
     func waitUntil(_ what: String, timeout: Duration, _ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while !condition() {
-            guard ContinuousClock.now < deadline else { throw ValidationError("bench: timed out waiting for \(what)") }
+            guard ContinuousClock.now < deadline else { throw BenchError("bench: timed out waiting for \(what)") }
             try await Task.sleep(for: .milliseconds(50))
         }
     }
 
-    func settings(_ s: RunSettings, rate: Double, duration: Double, warmup: Double, timeScale: Double,
+    func settings(_ s: Pipeline.Configuration, rate: Double, duration: Double, warmup: Double, timeScale: Double,
                   inputPartitions: Int) -> BenchReport.Settings {
         BenchReport.Settings(rate: rate, durationSeconds: duration, warmupSeconds: warmup, timeScale: timeScale,
-                             partitions: inputPartitions, maxConcurrentCalls: s.pipeline.engine.maxConcurrentCalls,
+                             partitions: inputPartitions, maxConcurrentCalls: s.engine.maxConcurrentCalls,
                              httpConnections: client.configuration.maxConnectionsPerHost,
-                             rateLimit: s.pipeline.engine.requestsPerSecond, maxInFlight: s.pipeline.engine.maxInFlight,
-                             pollIntervalMs: Double(s.pipeline.engine.policy.interval.milliseconds),
-                             firstPollDelayMs: Double(s.pipeline.engine.policy.initialDelay.milliseconds),
-                             solveMedianAPISeconds: command.solveMedian)
+                             rateLimit: s.engine.requestsPerSecond, maxInFlight: s.engine.maxInFlight,
+                             pollIntervalMs: Double(s.engine.policy.interval.milliseconds),
+                             firstPollDelayMs: Double(s.engine.policy.initialDelay.milliseconds),
+                             solveMedianAPISeconds: options.solveMedian)
     }
 
     struct Sample {
@@ -132,8 +140,8 @@ final class BenchHarness: @unchecked Sendable {
 
     // MARK: Throughput
 
-    func throughput() async throws -> BenchReport {
-        let c = command
+    public func throughput() async throws -> BenchReport {
+        let c = options
         try createTopics(inputPartitions: c.partitions)
         var ceiling: RawHTTPCeiling.Result?
         var futureCeiling: RawHTTPCeiling.Result?
@@ -151,7 +159,7 @@ final class BenchHarness: @unchecked Sendable {
         }
         let book = BenchTaskBook()
         let collector = try BenchCollector(bootstrapServers: cluster.bootstrapServers, topics: topics, book: book, logger: logger)
-        self.collector = collector
+        running.withLockedValue { $0.collector = collector }
         let (pipeline, settings) = try startPipeline(timeScale: c.timeScale, maxInFlight: c.maxInFlight, rateLimit: c.rateLimit)
         let producer = try makeProducer()
         progress("waiting for the consumer groups to form")
@@ -195,7 +203,7 @@ final class BenchHarness: @unchecked Sendable {
         let stats = simulator.stats()
 
         let (first, last) = samples.withLockedValue { $0 }
-        guard let first, let last else { throw ValidationError("bench: samples missing") }
+        guard let first, let last else { throw BenchError("bench: samples missing") }
         let window = (last.at - first.at).inSeconds
         let steady = book.observations(from: first.at, to: last.at)
         let all = book.allObservations()
@@ -213,7 +221,7 @@ final class BenchHarness: @unchecked Sendable {
                                             simulatorMean: stats.callsPerTask.mean, simulatorP99: stats.callsPerTask.p99)
         let delays = steady.compactMap(\.detectionDelay).map { $0 * 1000 }.sorted()
         let added = steady.compactMap(\.addedLatency).map { $0 * 1000 }.sorted()
-        let intervalMs = Double(settings.pipeline.engine.policy.interval.milliseconds)
+        let intervalMs = Double(settings.engine.policy.interval.milliseconds)
         let p99 = Percentile.of(delays, 0.99)
         let delay = BenchReport.Delay(
             p50Ms: Percentile.of(delays, 0.5), p99Ms: p99, maxMs: delays.last ?? 0, pollIntervalMs: intervalMs,
@@ -235,7 +243,7 @@ final class BenchHarness: @unchecked Sendable {
                                   processCores: cpuWindow / window, byComponent: components,
                                   byThreadName: Self.delta(first.threads.names, last.threads.names))
         let memory = BenchReport.Memory(peakRSSMiB: Double(ProcessMetrics.peakRSSKiB) / 1024, rssMiB: Double(ProcessMetrics.rssKiB) / 1024)
-        var report = BenchReport(mode: "throughput", processes: BenchCommand.processes, command: BenchCommand.commandLine,
+        var report = BenchReport(mode: "throughput", processes: BenchOptions.processes, command: options.commandLine,
                                  settings: self.settings(settings, rate: c.rate, duration: c.duration, warmup: c.warmup,
                                                          timeScale: c.timeScale, inputPartitions: c.partitions),
                                  throughput: throughput, polls: pollsReport, detectionDelay: delay, http: http, cpu: cpu,
@@ -247,8 +255,8 @@ final class BenchHarness: @unchecked Sendable {
 
     // MARK: Memory
 
-    func memory(target: Int) async throws -> BenchReport {
-        let c = command
+    public func memory(target: Int) async throws -> BenchReport {
+        let c = options
         let eventBytes = BenchLoadGenerator.event(taskId: UUID().uuidString, index: target).count + 100
         let inputPartitions = max(c.partitions, (target * eventBytes + 3 * 1_048_576 - 1) / (3 * 1_048_576))
         try createTopics(inputPartitions: inputPartitions)
@@ -283,7 +291,7 @@ final class BenchHarness: @unchecked Sendable {
         let now = ProcessMetrics.rssKiB
         ticker.stop()
         var report = BenchReport(
-            mode: "memory", processes: BenchCommand.processes, command: BenchCommand.commandLine,
+            mode: "memory", processes: BenchOptions.processes, command: options.commandLine,
             settings: self.settings(settings, rate: 0, duration: 0, warmup: 0, timeScale: 1, inputPartitions: inputPartitions),
             memory: BenchReport.Memory(
                 peakRSSMiB: Double(peak) / 1024, rssMiB: Double(now) / 1024, inFlightTarget: target, inFlightReached: reached,
@@ -297,10 +305,10 @@ final class BenchHarness: @unchecked Sendable {
 
     // MARK: Idle
 
-    func idle(seconds: Double) async throws -> BenchReport {
-        try createTopics(inputPartitions: command.partitions)
-        let (pipeline, settings) = try startPipeline(timeScale: command.timeScale, maxInFlight: command.maxInFlight,
-                                                     rateLimit: command.rateLimit)
+    public func idle(seconds: Double) async throws -> BenchReport {
+        try createTopics(inputPartitions: options.partitions)
+        let (pipeline, settings) = try startPipeline(timeScale: options.timeScale, maxInFlight: options.maxInFlight,
+                                                     rateLimit: options.rateLimit)
         progress("waiting for the pipeline to join its group")
         try await waitUntil("partition assignment", timeout: .seconds(30)) { !pipeline.assignedPartitions.isEmpty }
         try await Task.sleep(for: .seconds(3))
@@ -313,9 +321,9 @@ final class BenchHarness: @unchecked Sendable {
         let total = last.cpu - first.cpu
         let without = total - (components["cluster"] ?? 0) - (components["simulator"] ?? 0)
         return BenchReport(
-            mode: "idle", processes: BenchCommand.processes, command: BenchCommand.commandLine,
-            settings: self.settings(settings, rate: 0, duration: seconds, warmup: 0, timeScale: command.timeScale,
-                                    inputPartitions: command.partitions),
+            mode: "idle", processes: BenchOptions.processes, command: options.commandLine,
+            settings: self.settings(settings, rate: 0, duration: seconds, warmup: 0, timeScale: options.timeScale,
+                                    inputPartitions: options.partitions),
             memory: BenchReport.Memory(peakRSSMiB: Double(ProcessMetrics.peakRSSKiB) / 1024, rssMiB: Double(ProcessMetrics.rssKiB) / 1024),
             idle: BenchReport.Idle(seconds: window, processPercentOfCore: total / window * 100,
                                    withoutClusterAndSimulatorPercentOfCore: without / window * 100,
@@ -328,13 +336,14 @@ final class BenchHarness: @unchecked Sendable {
 }
 
 /// Prints a progress line to stderr once a second (in place on a terminal).
-final class ProgressTicker: @unchecked Sendable {
-    private var task: Task<Void, Never>?
+final class ProgressTicker: Sendable {
+    private let task: Task<Void, Never>
+    private let stopped = NIOLockedValueBox(false)
     private let isTerminal = isatty(STDERR_FILENO) != 0
 
     init(_ line: @escaping @Sendable (Double) -> String) {
         let start = ContinuousClock.now
-        let isTerminal = self.isTerminal
+        let isTerminal = isatty(STDERR_FILENO) != 0
         task = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
@@ -346,9 +355,8 @@ final class ProgressTicker: @unchecked Sendable {
     }
 
     func stop() {
-        guard let task else { return }
+        guard stopped.withLockedValue({ stopped in defer { stopped = true }; return !stopped }) else { return }
         task.cancel()
-        self.task = nil
         if isTerminal { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }

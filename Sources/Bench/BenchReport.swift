@@ -2,7 +2,7 @@ import Foundation
 
 /// What `ezpoll bench` reports: printed as a table, or with `--json` as one JSON object.
 /// Durations are real (wall-clock) milliseconds unless a name says `API`.
-struct BenchReport: Codable, Sendable {
+public struct BenchReport: Codable, Sendable {
     var mode: String
     /// How the parts ran: in one process, or which ran separately.
     var processes: String
@@ -18,7 +18,7 @@ struct BenchReport: Codable, Sendable {
     var rawHTTP: RawHTTPCeiling.Result?
     /// `--raw-http-future`: the same calls through async-http-client's EventLoopFuture API.
     var rawHTTPFuture: RawHTTPCeiling.Result?
-    var notes: [String] = []
+    public var notes: [String] = []
 
     struct Settings: Codable, Sendable {
         var rate: Double
@@ -115,13 +115,13 @@ struct BenchReport: Codable, Sendable {
         var byThreadName: [String: Double]
     }
 
-    func json() -> String {
+    public func json() -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return (try? String(decoding: encoder.encode(self), as: UTF8.self)) ?? "{}"
     }
 
-    func table() -> String {
+    public func table() -> String {
         var rows: [(String, String)] = [("mode", mode), ("processes", processes), ("command", command)]
         let s = settings
         rows.append(("settings", String(format: "R %.0f/s, %.0f s (warm-up %.0f s), time scale %.0fx, %d partitions, %d calls at once over %d connections, rate limit %.0f/s, poll interval %.0f ms",

@@ -5,7 +5,7 @@ import Simulator
 /// Creates tasks on the simulator and publishes their events at a target rate,
 /// holding back (and counting what it held back) while the pipeline's input lag
 /// is above `maxLag` records, so the mock cluster never drops unread data.
-final class BenchLoadGenerator: @unchecked Sendable {
+final class BenchLoadGenerator {
     struct Result: Sendable {
         var created = 0
         /// Tasks not created because the input backlog was over the limit.

@@ -1,6 +1,7 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import NIOConcurrencyHelpers
 #endif
 
 /// CPU time and memory of this process (getrusage, /proc/self/status) and of
@@ -70,16 +71,15 @@ enum ProcessMetrics {
 
 /// Which threads belong to which component of the bench, by the threads each
 /// component started (diffing the thread list around its creation).
-final class ThreadLedger: @unchecked Sendable {
-    private let lock = NSLock()
-    private var owner: [Int: String] = [:]
+final class ThreadLedger: Sendable {
+    private let owner = NIOLockedValueBox([Int: String]())
 
     /// Runs `body` and attributes every thread that appeared meanwhile to `component`.
     func attribute<T>(_ component: String, _ body: () async throws -> T) async rethrows -> T {
         let before = ProcessMetrics.threadIDs()
         let value = try await body()
         let after = ProcessMetrics.threadIDs()
-        lock.withLock {
+        owner.withLockedValue { owner in
             for tid in after.subtracting(before) where owner[tid] == nil { owner[tid] = component }
         }
         return value
@@ -88,7 +88,7 @@ final class ThreadLedger: @unchecked Sendable {
     /// CPU seconds per component (unattributed threads under `rest`), and per thread name.
     func sample(rest: String) -> (components: [String: Double], names: [String: Double]) {
         let threads = ProcessMetrics.threads()
-        let owners = lock.withLock { owner }
+        let owners = owner.withLockedValue { $0 }
         var components: [String: Double] = [:]
         var names: [String: Double] = [:]
         for (tid, sample) in threads {

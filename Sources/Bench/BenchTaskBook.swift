@@ -1,9 +1,10 @@
 import Foundation
+import NIOConcurrencyHelpers
 
-/// What the bench knows about each task it created: when it was created and
+/// What the bench knows about each task it created: when it was s.created and
 /// when the simulator will call it ready (both on the monotonic clock), and
 /// what was observed of it on the output topics.
-final class BenchTaskBook: @unchecked Sendable {
+final class BenchTaskBook: Sendable {
     struct Entry {
         var created: ContinuousClock.Instant
         var ready: ContinuousClock.Instant
@@ -20,51 +21,48 @@ final class BenchTaskBook: @unchecked Sendable {
         var polls: Int?
     }
 
-    private let lock = NSLock()
-    private var pending: [String: Entry] = [:]
-    private var observations: [Observation] = []
-    private var created = 0
-    private var duplicatesOrUnknown = 0
+    private struct State {
+        var pending: [String: Entry] = [:]
+        var observations: [Observation] = []
+        var created = 0
+        var duplicatesOrUnknown = 0
+    }
+
+    private let state = NIOLockedValueBox(State())
 
     func add(_ ids: [(String, Entry)]) {
-        lock.withLock {
-            for (id, entry) in ids { pending[id] = entry }
-            created += ids.count
+        state.withLockedValue { s in
+            for (id, entry) in ids { s.pending[id] = entry }
+            s.created += ids.count
         }
     }
 
-    var createdCount: Int { lock.withLock { created } }
-    var observedCount: Int { lock.withLock { observations.count } }
-    var pendingCount: Int { lock.withLock { pending.count } }
-    var unexpectedCount: Int { lock.withLock { duplicatesOrUnknown } }
+    var createdCount: Int { state.withLockedValue { s in s.created } }
+    var observedCount: Int { state.withLockedValue { s in s.observations.count } }
+    var pendingCount: Int { state.withLockedValue { s in s.pending.count } }
+    var unexpectedCount: Int { state.withLockedValue { s in s.duplicatesOrUnknown } }
 
     /// Records outputs (already parsed outside the lock). Unknown or repeated keys count as unexpected.
     func observe(_ items: [(taskId: String, observation: Observation, solved: Bool)]) {
-        lock.withLock {
+        state.withLockedValue { s in
             for item in items {
-                guard let entry = pending.removeValue(forKey: item.taskId) else {
-                    duplicatesOrUnknown += 1
+                guard let entry = s.pending.removeValue(forKey: item.taskId) else {
+                    s.duplicatesOrUnknown += 1
                     continue
                 }
                 var observation = item.observation
                 if item.solved {
                     observation.detectionDelay = (observation.received - entry.ready).inSeconds
                 }
-                observations.append(observation)
+                s.observations.append(observation)
             }
         }
     }
 
     /// Observations received in `[from, to)`.
     func observations(from: ContinuousClock.Instant, to: ContinuousClock.Instant) -> [Observation] {
-        lock.withLock { observations.filter { $0.received >= from && $0.received < to } }
+        state.withLockedValue { s in s.observations.filter { $0.received >= from && $0.received < to } }
     }
 
-    func allObservations() -> [Observation] { lock.withLock { observations } }
-}
-
-extension Duration {
-    var inSeconds: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
+    func allObservations() -> [Observation] { state.withLockedValue { s in s.observations } }
 }

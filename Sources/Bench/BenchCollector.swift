@@ -6,20 +6,19 @@ import TaskAPI
 
 /// Reads the output topics and hands each output, with the time it was seen,
 /// to the task book. Output JSON is parsed for `polls` and `resolvedAt`.
-final class BenchCollector: @unchecked Sendable {
+final class BenchCollector: Sendable {
     private let consumer: KafkaConsumer
     private let book: BenchTaskBook
-    private let solutionsTopic: String
-    private var task: Task<Void, Never>?
+    private let task: Task<Void, Never>
 
     init(bootstrapServers: String, topics: Pipeline.Topics, book: BenchTaskBook, logger: Logger) throws {
         var config = KafkaConsumerConfiguration(bootstrapServers: bootstrapServers, groupID: "ezpoll-bench-collector")
         config.fetchWaitMaxMs = 5
         consumer = try KafkaConsumer(configuration: config, logger: logger)
         self.book = book
-        self.solutionsTopic = topics.solutions
         try consumer.subscribe(topics: [topics.solutions, topics.failures, topics.deadLetters])
-        task = Task { [self] in
+        let solutionsTopic = topics.solutions
+        task = Task { [consumer, book] in
             for await batch in consumer.batches {
                 let received = ContinuousClock.now
                 let wallMs = Double(Date().timeIntervalSince1970 * 1000)
@@ -61,6 +60,6 @@ final class BenchCollector: @unchecked Sendable {
 
     func close() async {
         await consumer.close()
-        await task?.value
+        await task.value
     }
 }

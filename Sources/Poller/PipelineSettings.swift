@@ -1,0 +1,109 @@
+import Kafka
+import TaskAPI
+
+/// A pipeline's knobs in the units its users give them (API seconds, calls per second),
+/// turned into a `Pipeline.Configuration` in one place. `ezpoll run` fills it from flags
+/// and the environment (and names the flag when a value is refused); `demo`, `bench`
+/// and tests fill it in code. Unset values come from the provider profile, the one
+/// owner of the polling defaults.
+public struct PipelineSettings: Sendable {
+    public var profile: ProviderProfile
+    public var brokers: String
+    public var groupID = "ezpoll"
+    public var topics = Pipeline.Topics()
+    /// The key for events that carry none; nil: such events fail as `missing_client_key`.
+    public var clientKey: ClientKey?
+    /// Simulated API seconds per real second: the policy's times are divided by it (tests,
+    /// demo, bench against the simulator). 1 in production.
+    public var timeScale = 1.0
+    /// API seconds; nil: the profile's.
+    public var firstPollDelay: Double?
+    public var pollInterval: Double?
+    public var resultWindow: Double?
+    /// API seconds before the window closes when polling stops; covers request latency
+    /// and clock skew, so a time scale shrinks it no further than one real second.
+    public var safetyMargin = 5.0
+    public var maxPolls: Int?
+    public var banPause: Double?
+    /// The account's call budget, calls per second.
+    public var rateLimit = 200.0
+    public var maxConcurrentCalls = 64
+    /// Most tasks held; nil: what the call budget polls on schedule (`budgetedInFlight`).
+    public var maxInFlight: Int?
+    /// When true (as in `ezpoll run`), `maxInFlight` is capped at `budgetedInFlight`:
+    /// beyond it the input pauses and the backlog waits in Kafka. The bench's memory mode
+    /// turns it off to hold 200,000 tasks on purpose.
+    public var capInFlightToBudget = true
+    public var maxErrorRate = 0.2
+    public var maxErrorsPerMinute = 60
+    public var commitMetadataMaxBytes = OffsetCommitMetadata.defaultMaxBytes
+    /// Real seconds (they bound Kafka and HTTP work, not the provider's clock).
+    public var drainTimeout = 10.0
+    public var commitInterval = 0.25
+    /// librdkafka properties for both clients, and for one side only.
+    public var kafkaProperties: [String: String] = [:]
+    public var consumerProperties: [String: String] = [:]
+    public var producerProperties: [String: String] = [:]
+
+    public init(profile: ProviderProfile, brokers: String) {
+        self.profile = profile
+        self.brokers = brokers
+    }
+
+    /// The polling policy on the simulated clock.
+    public var policy: PollingPolicy {
+        PollingPolicy(
+            initialDelay: scaled(firstPollDelay, profile.initialDelay),
+            interval: scaled(pollInterval, profile.defaultPollInterval),
+            minInterval: scaled(nil, profile.minPollInterval),
+            maxPolls: maxPolls ?? profile.maxPolls,
+            window: scaled(resultWindow, profile.resultWindow),
+            safetyMargin: max(scaled(safetyMargin, .zero), .milliseconds(Int64(min(safetyMargin, 1) * 1_000))),
+            backoffBase: scaled(nil, .seconds(3)),
+            backoffMax: scaled(nil, .seconds(30)))
+    }
+
+    /// What the call budget serves on schedule: each held task costs one call per poll
+    /// interval, so the rate limit keeps rate × interval tasks on time; twice that leaves
+    /// room for tasks still waiting for their first poll.
+    public var budgetedInFlight: Int {
+        max(1, Int((2 * rateLimit * policy.interval.inSeconds).rounded(.down)))
+    }
+
+    /// Settings that cannot work together, said once at startup.
+    public var warnings: [String] {
+        guard capInFlightToBudget, let maxInFlight, maxInFlight > budgetedInFlight else { return [] }
+        return ["max in flight \(maxInFlight) is more than the rate limit \(rateLimit)/s can poll every \(policy.interval.inSeconds) s; holding at most \(budgetedInFlight) tasks (2 x rate x interval) so the rest waits in Kafka instead of expiring"]
+    }
+
+    public var configuration: Pipeline.Configuration {
+        var engine = PollingEngine.Configuration()
+        engine.policy = policy
+        engine.defaultClientKey = clientKey
+        engine.defaultProvider = profile.name
+        let inFlight = capInFlightToBudget ? min(maxInFlight ?? budgetedInFlight, budgetedInFlight) : (maxInFlight ?? budgetedInFlight)
+        engine.maxInFlight = inFlight
+        engine.resumeBelow = inFlight * 9 / 10
+        engine.maxConcurrentCalls = maxConcurrentCalls
+        engine.requestsPerSecond = rateLimit
+        engine.banDuration = scaled(banPause, profile.ipBanPause)
+        engine.errorBudget = ErrorBudget(window: scaled(nil, .seconds(60)), maxErrorRate: maxErrorRate, maxErrors: maxErrorsPerMinute)
+        engine.maxCommitMetadataBytes = commitMetadataMaxBytes
+
+        var consumer = KafkaConsumerConfiguration(bootstrapServers: brokers, groupID: groupID)
+        consumer.properties = kafkaProperties.merging(consumerProperties) { $1 }
+        var producer = KafkaProducerConfiguration(bootstrapServers: brokers)
+        producer.properties = kafkaProperties.merging(producerProperties) { $1 }
+        var pipeline = Pipeline.Configuration(engine: engine, consumer: consumer, producer: producer)
+        pipeline.topics = topics
+        pipeline.drainTimeout = .milliseconds(Int64(drainTimeout * 1_000))
+        pipeline.commitInterval = .milliseconds(Int64(commitInterval * 1_000))
+        return pipeline
+    }
+
+    /// `value` API seconds (or `fallback`), on the simulated clock.
+    private func scaled(_ value: Double?, _ fallback: Duration) -> Duration {
+        let base = value.map { Duration.milliseconds(Int64($0 * 1_000)) } ?? fallback
+        return .milliseconds(Int64((Double(base.milliseconds) / timeScale).rounded()))
+    }
+}
