@@ -37,6 +37,10 @@ public final class Pipeline: Service, Sendable {
         /// How long a result the broker refused (or that could not be queued) waits
         /// before it is sent again. Its record's offset holds meanwhile.
         public var publishRetryDelay: Duration = .seconds(1)
+        /// The rate limit is the account's, shared by the group: each member uses its
+        /// input partitions' share of it, updated on every rebalance. False: each process
+        /// uses the whole rate.
+        public var shareRateLimitWithGroup = true
 
         public init(engine: PollingEngine.Configuration, consumer: KafkaConsumerConfiguration, producer: KafkaProducerConfiguration) {
             self.engine = engine
@@ -61,6 +65,8 @@ public final class Pipeline: Service, Sendable {
     private let commitRequester: AsyncStream<Void>.Continuation
     /// Prometheus metrics and the state behind `/health` (Observability/).
     public let metrics: PipelineMetrics
+    /// Partitions of the input topic at the last metadata answer.
+    private let inputPartitionCount = NIOLockedValueBox<Int?>(nil)
 
     /// A pipeline on Kafka: builds its consumer (explicit commits) and producer.
     public convenience init(configuration: Configuration, client: any TaskResultFetching, logger: Logger,
@@ -98,6 +104,8 @@ public final class Pipeline: Service, Sendable {
     /// What the pipeline has done so far.
     public var snapshot: PipelineCounters.Snapshot { counters.snapshot }
     public var inFlight: Int { withEngine { $0.inFlightCount } }
+    /// getTaskResult calls per second allowed now (rate limit × group share ÷ slowdown).
+    public var callsPerSecond: Double { withEngine { $0.callsPerSecond } }
     public var assignedPartitions: Set<TopicPartition> { consumer.assignedPartitions }
 
     /// Asks `run()` to stop gracefully: no new records or polls, calls in progress
@@ -453,6 +461,7 @@ public final class Pipeline: Service, Sendable {
             }
             perform(withEngine { $0.assigned(assigned) })
             metrics.assigned() // the consumer logs the assignment
+            updateCallShare(lookUpPartitions: true)
         case .revoked(let partitions, let lost):
             let ids = partitions.map { PartitionID(topic: $0.topic, partition: $0.partition) }
             if lost {
@@ -474,7 +483,36 @@ public final class Pipeline: Service, Sendable {
                 commitInRebalance(commits, final: true)
             }
             metrics.revoked(Array(partitions)) // the consumer logs the revoke
+            updateCallShare(lookUpPartitions: false)
         }
+    }
+
+    /// One key's rate limit is shared by the group: this member's share is its input
+    /// partitions over all of them (eager rebalancing spreads them evenly; a member's
+    /// tasks come only from its partitions). Runs in the rebalance callback; the
+    /// partition count comes from a metadata request on assignment.
+    private func updateCallShare(lookUpPartitions: Bool) {
+        guard configuration.shareRateLimitWithGroup else { return }
+        let topic = configuration.topics.input
+        let looked = lookUpPartitions ? consumer.partitionCount(of: topic, timeoutMs: 2_000) : nil
+        let total = inputPartitionCount.withLockedValue { known in
+            if let looked { known = looked }
+            return known
+        }
+        guard let total, total > 0 else {
+            logger.warning("the input topic's partition count is unknown; the call-rate share stays as it was", metadata: ["topic": "\(topic)"])
+            return
+        }
+        let now = WallClock.now()
+        let (mine, rate) = withEngine { engine -> (Int, Double) in
+            let mine = engine.assignedPartitions.filter { $0.topic == topic }.count
+            engine.setCallShare(Double(mine) / Double(total), now: now)
+            return (mine, engine.callsPerSecond)
+        }
+        logger.info("call budget shared by the group", metadata: [
+            "partitions": "\(mine) of \(total)", "rateLimit": "\(configuration.engine.requestsPerSecond)",
+            "callsPerSecond": "\((rate * 100).rounded() / 100)",
+        ])
     }
 }
 

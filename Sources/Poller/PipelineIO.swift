@@ -18,6 +18,9 @@ public protocol PipelineInput: Sendable {
     func commitBlocking(force: Bool, _ make: () -> [TopicPartitionOffset]) -> [TopicPartition: KafkaError]?
     /// Waits until a commit would not be held back (the group is not rebalancing).
     func waitUntilCommitsAllowed(timeout: Duration) async -> Bool
+    /// How many partitions `topic` has; nil when the cluster did not answer in time.
+    /// May block up to `timeoutMs` (it runs inside the rebalance callback).
+    func partitionCount(of topic: String, timeoutMs: Int32) -> Int?
     /// True when the group coordinator answered a request within the timeout.
     func coordinatorReachable(probing partition: TopicPartition, timeoutMs: Int32) async -> Bool
     /// Leaves the group; `nextBatch()` then returns nil.

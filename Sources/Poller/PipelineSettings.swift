@@ -27,6 +27,9 @@ public struct PipelineSettings: Sendable {
     public var banPause: Double?
     /// The account's call budget, calls per second.
     public var rateLimit = 200.0
+    /// True: the group's members share `rateLimit`, each by its share of the input
+    /// partitions. False: each process uses all of it.
+    public var shareRateLimitWithGroup = true
     public var maxConcurrentCalls = 64
     /// Most tasks held; nil: what the call budget polls on schedule (`budgetedInFlight`).
     public var maxInFlight: Int?
@@ -96,6 +99,7 @@ public struct PipelineSettings: Sendable {
         producer.properties = kafkaProperties.merging(producerProperties) { $1 }
         var pipeline = Pipeline.Configuration(engine: engine, consumer: consumer, producer: producer)
         pipeline.topics = topics
+        pipeline.shareRateLimitWithGroup = shareRateLimitWithGroup
         pipeline.drainTimeout = .milliseconds(Int64(drainTimeout * 1_000))
         pipeline.commitInterval = .milliseconds(Int64(commitInterval * 1_000))
         return pipeline

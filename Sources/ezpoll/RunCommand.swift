@@ -43,8 +43,10 @@ struct RunCommand: AsyncParsableCommand {
     var eventKeysOnly = false
     @Option(parsing: .unconditional, help: "Most getTaskResult calls at once. [EZPOLL_MAX_CONCURRENT_CALLS, default 64]")
     var maxConcurrentCalls: Int?
-    @Option(parsing: .unconditional, help: "Most getTaskResult calls per second, all tasks together. [EZPOLL_RATE_LIMIT, default 200]")
+    @Option(parsing: .unconditional, help: "Most getTaskResult calls per second for the key, all tasks together; shared by the group's members (see --rate-limit-scope). [EZPOLL_RATE_LIMIT, default 200]")
     var rateLimit: Double?
+    @Option(help: "group: the members of the consumer group share --rate-limit, each using its share of the input partitions (updated on every rebalance); process: each process uses all of it. [EZPOLL_RATE_LIMIT_SCOPE, default group]")
+    var rateLimitScope: String?
     @Option(parsing: .unconditional, help: "Most tasks in flight; above it the input pauses. At most, and by default, 2 x rate limit x poll interval: what the call budget polls on schedule. [EZPOLL_MAX_IN_FLIGHT]")
     var maxInFlight: Int?
     @Option(parsing: .unconditional, help: "Seconds from task creation to the first poll. [EZPOLL_FIRST_POLL_DELAY, default: the profile's]")

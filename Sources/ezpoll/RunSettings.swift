@@ -72,6 +72,9 @@ struct RunSettings {
         try require((settings.maxInFlight ?? 1) >= 1, "--max-in-flight must be at least 1 (got \(settings.maxInFlight ?? 0))")
         try require(settings.maxConcurrentCalls >= 1, "--max-concurrent-calls must be at least 1 (got \(settings.maxConcurrentCalls))")
         try require(settings.rateLimit > 0 && settings.rateLimit.isFinite, "--rate-limit must be > 0 calls per second (got \(settings.rateLimit))")
+        let scope = string(options.rateLimitScope, "EZPOLL_RATE_LIMIT_SCOPE", "group")
+        try require(["group", "process"].contains(scope), "--rate-limit-scope must be group or process (got '\(scope)')")
+        settings.shareRateLimitWithGroup = scope == "group"
         settings.maxErrorRate = try number(options.maxErrorRate, "EZPOLL_MAX_ERROR_RATE") ?? settings.maxErrorRate
         settings.maxErrorsPerMinute = try number(options.maxErrorsPerMinute, "EZPOLL_MAX_ERRORS_PER_MINUTE") ?? settings.maxErrorsPerMinute
         try require(settings.maxErrorRate > 0 && settings.maxErrorRate <= 1, "--max-error-rate must be > 0 and <= 1 (got \(settings.maxErrorRate))")

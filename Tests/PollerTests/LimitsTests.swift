@@ -206,3 +206,83 @@ import Testing
         #expect(gate.count == 30)
     }
 }
+
+@Suite struct CallBudgetShareTests {
+    @Test func aShareScalesTheRateAndTheBurst() {
+        var gate = CallGate(requestsPerSecond: 100, burst: 100, maxConcurrent: 1_000)
+        gate.setShare(0.25, now: t(0))
+        #expect(gate.callsPerSecond == 25)
+        // The saved burst shrinks with the share: members together never burst past the account.
+        var granted = 0
+        for _ in 0..<200 where gate.admit(key: ClientKey("k"), now: t(0)) == .proceed { granted += 1 }
+        #expect(granted == 25)
+        // Over ten seconds at most 25/s.
+        var total = 0
+        for ms in stride(from: 10, through: 10_000, by: 10) {
+            while gate.admit(key: ClientKey("k"), now: t(Double(ms) / 1000)) == .proceed { total += 1 }
+        }
+        #expect(total >= 245 && total <= 251, "\(total)")
+    }
+
+    @Test func theShareAndTheSlowdownMultiply() {
+        var gate = CallGate(requestsPerSecond: 100, maxConcurrent: 10,
+                            errorBudget: ErrorBudget(window: .seconds(10), maxErrorRate: 0.2, minCalls: 10, maxErrors: 1000, maxSlowdown: 16))
+        gate.setShare(0.5, now: t(0))
+        var now = 0.0
+        while gate.slowdown == 1, now < 10 {
+            now += 0.01
+            #expect(gate.admit(key: ClientKey("k"), now: t(now)) != .atCapacity)
+            _ = gate.complete(key: ClientKey("k"), result: .transientError, now: t(now))
+        }
+        let factor = gate.slowdown
+        #expect(factor > 1)
+        #expect(gate.callsPerSecond == 100 * 0.5 / factor)
+        gate.setShare(1, now: t(now))
+        #expect(gate.slowdown == factor && gate.callsPerSecond == 100 / factor, "the slowdown stays when the share changes")
+    }
+
+    @Test func aShareIsClampedAndNeverStopsTheRate() {
+        var gate = CallGate(requestsPerSecond: 100, maxConcurrent: 10)
+        gate.setShare(0, now: t(0))
+        #expect(gate.share == CallGate.minimumShare)
+        #expect(gate.callsPerSecond > 0)
+        gate.setShare(3, now: t(0))
+        #expect(gate.share == 1 && gate.callsPerSecond == 100)
+    }
+}
+
+@Suite struct PollLatenessTests {
+    @Test func bucketsAreCumulativeOnExport() {
+        var lateness = PollLateness()
+        for ms: Int64 in [0, 5, 6, 100, 999, 70_000, -3] { lateness.record(milliseconds: ms) }
+        #expect(lateness.count == 7)
+        #expect(lateness.sumMilliseconds == 0 + 5 + 6 + 100 + 999 + 70_000 + 0)
+        let cumulative = lateness.cumulativeCounts
+        #expect(cumulative.count == PollLateness.bucketBounds.count + 1)
+        #expect(cumulative[0] == 3, "0, 5 and the clamped -3 are within 5 ms")
+        #expect(cumulative[2] == 5, "6 and 100 within 100 ms")
+        #expect(cumulative[5] == 6, "999 within 1 s")
+        #expect(cumulative.last == 7, "70 s only under +Inf")
+        let text = PipelineMetrics.histogramLines("x", lateness)
+        #expect(text.contains("x_bucket{le=\"0.005\"} 3\n"))
+        #expect(text.contains("x_bucket{le=\"+Inf\"} 7\n"))
+        #expect(text.contains("x_count 7\n"))
+    }
+
+    @Test func theEngineRecordsHowLateACallStarts() {
+        var engine = PollingEngine(configuration: config {
+            $0.policy = PollingPolicy(initialDelay: .seconds(5), interval: .seconds(3), minInterval: .zero)
+        })
+        let partition = PartitionID(topic: "captcha.tasks", partition: 0)
+        _ = engine.assigned([PollingEngine.AssignedPartition(partition)])
+        let source = MessageSource(topic: "captcha.tasks", partition: 0, offset: 0, timestamp: nil)
+        _ = engine.receive(InputRecord(source: source, key: nil, value: Array(#"{"taskId":"a","createdAt":"2027-01-15T08:00:00Z"}"#.utf8)),
+                           now: Timestamp(rfc3339: "2027-01-15T08:00:00Z")!)
+        let due = Timestamp(rfc3339: "2027-01-15T08:00:05Z")!
+        let calls = engine.tick(now: due + .milliseconds(300))
+        #expect(calls.count == 1)
+        #expect(engine.pollLateness.count == 1)
+        #expect(engine.pollLateness.sumMilliseconds == 300)
+        #expect(engine.pollLateness.cumulativeCounts[4] == 1 && engine.pollLateness.cumulativeCounts[3] == 0, "in the 500 ms bucket")
+    }
+}

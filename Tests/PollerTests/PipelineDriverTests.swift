@@ -117,6 +117,29 @@ import TestSupport
         #expect(parts.input.isClosed)
     }
 
+    @Test func membersShareTheRateLimitByTheirInputPartitions() async throws {
+        let parts = ScriptedParts()
+        let pipeline = parts.pipeline()
+        let run = try await parts.start(pipeline)
+        let topic = Self.input.topic
+        #expect(pipeline.callsPerSecond == 10_000)
+        parts.input.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+        #expect(pipeline.callsPerSecond == 5_000, "2 of the topic's 4 partitions")
+        let revoked = parts.input.revokeOnItsThread([TopicPartition(topic, 1)])
+        try await waitUntil("revoke returned", timeout: 20) { revoked.isSet }
+        #expect(pipeline.callsPerSecond == 2_500, "1 of 4")
+        pipeline.shutdown()
+        try await run.value
+
+        let perProcess = ScriptedParts()
+        let whole = perProcess.pipeline(shareRateLimitWithGroup: false)
+        let running = try await perProcess.start(whole)
+        perProcess.input.assign([TopicPartition(topic, 0)])
+        #expect(whole.callsPerSecond == 10_000, "--rate-limit-scope process: the whole rate")
+        whole.shutdown()
+        try await running.value
+    }
+
     static func record(_ offset: Int64, _ value: String) -> KafkaRecord {
         KafkaRecord(topic: input.topic, partition: input.partition, offset: offset,
                     key: nil, value: Array(value.utf8), headers: [], timestampMs: nil)
@@ -131,7 +154,7 @@ struct ScriptedParts {
     let output = ScriptedOutput()
     let client = ScriptedClient()
 
-    func pipeline() -> Pipeline {
+    func pipeline(shareRateLimitWithGroup: Bool = true) -> Pipeline {
         var engine = PollingEngine.Configuration()
         engine.policy = PollingPolicy(initialDelay: .zero, interval: .milliseconds(20), minInterval: .zero)
         engine.defaultClientKey = ClientKey("scripted-key")
@@ -143,6 +166,7 @@ struct ScriptedParts {
         configuration.commitInterval = .milliseconds(10)
         configuration.publishRetryDelay = .milliseconds(10)
         configuration.drainTimeout = .seconds(20)
+        configuration.shareRateLimitWithGroup = shareRateLimitWithGroup
         return Pipeline(configuration: configuration, input: input, output: output, client: client,
                         logger: Logger(label: "driver-test"))
     }
@@ -235,6 +259,7 @@ final class ScriptedInput: PipelineInput {
 
     func waitUntilCommitsAllowed(timeout: Duration) async -> Bool { true }
     func coordinatorReachable(probing partition: TopicPartition, timeoutMs: Int32) async -> Bool { true }
+    func partitionCount(of topic: String, timeoutMs: Int32) -> Int? { topic == PipelineDriverTests.input.topic ? 4 : nil }
 
     func close() async {
         state.withLock { $0.closed = true }

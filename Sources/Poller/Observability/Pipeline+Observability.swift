@@ -28,7 +28,8 @@ extension Pipeline: ObservabilitySource {
         let state = withEngine { engine in
             (inFlight: engine.inFlightCount, calls: engine.callsInProgress, paused: engine.isFetchingPaused,
              bannedUntil: engine.bannedUntil.flatMap { $0 > now ? $0 : nil },
-             deadKeys: engine.disabledKeyCount, slowdown: engine.callSlowdown)
+             deadKeys: engine.disabledKeyCount, slowdown: engine.callSlowdown,
+             callsPerSecond: engine.callsPerSecond, lateness: engine.pollLateness)
         }
         let assigned = assignedPartitions.count
         var lifecycle = metrics.currentLifecycle
@@ -45,6 +46,7 @@ extension Pipeline: ObservabilitySource {
         metrics.ipBanRemaining.record(state.bannedUntil.map { Double(($0 - now).milliseconds) / 1_000 } ?? 0)
         metrics.accountsDisabled.record(state.deadKeys)
         metrics.pollSlowdown.record(state.slowdown)
+        metrics.sampleCallBudget(callsStarted: snapshot.polls, allowedPerSecond: state.callsPerSecond, lateness: state.lateness)
         metrics.brokersDown.record(kafka.brokersDown ? 1 : 0)
         metrics.ready.record(health.isReady ? 1 : 0)
 

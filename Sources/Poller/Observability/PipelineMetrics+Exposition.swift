@@ -26,6 +26,9 @@ extension PipelineMetrics {
         (Name.ipBanRemaining, "gauge", "Seconds until the IP ban pause ends."),
         (Name.accountsDisabled, "gauge", "Keys currently disabled by an account error."),
         (Name.pollSlowdown, "gauge", "Error-budget slowdown of the call rate (1 = full speed)."),
+        (Name.callRateLimit, "gauge", "getTaskResult calls per second this member may make now: the rate limit, times its share of the group's input partitions, divided by the slowdown."),
+        (Name.callBudgetUsed, "gauge", "Calls started since the previous scrape over what the call rate allowed (1 = the budget binds)."),
+        (Name.pollLateness, "histogram", "Seconds a poll started after its scheduled time (late polls mean the budget or the process cannot keep tasks on schedule)."),
         (Name.brokersDown, "gauge", "1 while librdkafka reports every broker down."),
         (Name.ready, "gauge", "1 when /health/ready answers 200."),
         (Name.watermarkLag, "gauge", "Records consumed at or above the committed offset and not recorded finished (what a crash would process again), by partition."),
@@ -67,11 +70,28 @@ extension PipelineMetrics {
                 if let fds = ProcessSample.openFileDescriptors() { out += "process_open_fds \(fds)\n" }
             case "process_start_time_seconds":
                 if let start = ProcessSample.startTime() { out += "process_start_time_seconds \(start)\n" }
+            case Name.pollLateness:
+                out += Self.histogramLines(Name.pollLateness, pollLatenessSample)
             default:
                 break // declared; its series appear with the first event
             }
         }
         return Array(out.utf8)
+    }
+}
+
+extension PipelineMetrics {
+    /// A `PollLateness` in the Prometheus histogram text format (seconds).
+    static func histogramLines(_ name: String, _ lateness: PollLateness) -> String {
+        var out = ""
+        let cumulative = lateness.cumulativeCounts
+        for (bound, count) in zip(PollLateness.bucketBounds, cumulative) {
+            out += "\(name)_bucket{le=\"\(Double(bound) / 1_000)\"} \(count)\n"
+        }
+        out += "\(name)_bucket{le=\"+Inf\"} \(lateness.count)\n"
+        out += "\(name)_sum \(Double(lateness.sumMilliseconds) / 1_000)\n"
+        out += "\(name)_count \(lateness.count)\n"
+        return out
     }
 }
 

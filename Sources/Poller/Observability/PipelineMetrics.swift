@@ -37,6 +37,9 @@ public final class PipelineMetrics: Sendable {
         public static let ipBanRemaining = "ezpoll_ip_ban_remaining_seconds"
         public static let accountsDisabled = "ezpoll_accounts_disabled"
         public static let pollSlowdown = "ezpoll_poll_slowdown_factor"
+        public static let callRateLimit = "ezpoll_call_rate_limit"
+        public static let callBudgetUsed = "ezpoll_call_budget_used_ratio"
+        public static let pollLateness = "ezpoll_poll_lateness_seconds"
         public static let brokersDown = "ezpoll_kafka_brokers_down"
         public static let ready = "ezpoll_ready"
         public static let watermarkLag = "ezpoll_partition_watermark_lag"
@@ -94,6 +97,8 @@ public final class PipelineMetrics: Sendable {
     let ipBanRemaining: Gauge
     let accountsDisabled: Gauge
     let pollSlowdown: Gauge
+    let callRateLimit: Gauge
+    let callBudgetUsed: Gauge
     let brokersDown: Gauge
     let ready: Gauge
 
@@ -117,6 +122,10 @@ public final class PipelineMetrics: Sendable {
         var lifecycle = PipelineHealth.Lifecycle.starting
         var probing = false
         var banUntil: Timestamp?
+        /// Calls started and when, at the last scrape (for the budget-use ratio).
+        var lastCallSample: (calls: Int, at: ContinuousClock.Instant)?
+        /// The engine's poll-lateness histogram at the last scrape (rendered at export).
+        var pollLateness = PollLateness()
     }
 
     private let mutable = NIOLockedValueBox(Mutable())
@@ -177,6 +186,9 @@ public final class PipelineMetrics: Sendable {
         accountsDisabled = gauge(Name.accountsDisabled)
         pollSlowdown = gauge(Name.pollSlowdown)
         pollSlowdown.record(1)
+        callRateLimit = gauge(Name.callRateLimit)
+        callBudgetUsed = gauge(Name.callBudgetUsed)
+        callBudgetUsed.record(0)
         brokersDown = gauge(Name.brokersDown)
         ready = gauge(Name.ready)
     }
@@ -347,6 +359,24 @@ public final class PipelineMetrics: Sendable {
     /// `shutdown()` was requested or `run()` returned.
     func stopping() { withLock { m in m.lifecycle = .stopping } }
     var currentLifecycle: PipelineHealth.Lifecycle { withLock { m in m.lifecycle } }
+
+    /// Samples the call budget: the allowed rate now, and the share of it used by the
+    /// calls started since the last scrape.
+    func sampleCallBudget(callsStarted: Int, allowedPerSecond: Double, lateness: PollLateness) {
+        let now = ContinuousClock.now
+        let used = withLock { m -> Double? in
+            defer { m.lastCallSample = (callsStarted, now); m.pollLateness = lateness }
+            guard let last = m.lastCallSample else { return nil }
+            let elapsed = (now - last.at).inSeconds
+            guard elapsed >= 0.5, allowedPerSecond > 0 else { return nil }
+            return Double(callsStarted - last.calls) / elapsed / allowedPerSecond
+        }
+        callRateLimit.record(allowedPerSecond)
+        if let used { callBudgetUsed.record(used) }
+    }
+
+    /// The poll-lateness histogram as sampled at the last scrape.
+    var pollLatenessSample: PollLateness { withLock { m in m.pollLateness } }
 
     /// Claims the one broker probe that may run at a time; false if one is running.
     func beginProbe() -> Bool {

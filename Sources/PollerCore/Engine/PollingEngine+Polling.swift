@@ -40,13 +40,14 @@ extension PollingEngine {
                     task.lastPollAt = now
                     task.deferredByBan = false
                     tasks[handle] = task
+                    pollLateness.record(milliseconds: now.millisecondsSinceEpoch - due.millisecondsSinceEpoch)
                     actions.append(.call(handle, taskId: task.context.taskId, clientKey: task.key))
                 case .keyDead(let trip):
                     actions.append(fail(handle, reason: .accountError, error: ProviderError(errorCode: trip.errorCode, errorDescription: trip.errorDescription), now: now))
                 case .retryAt(let at):
                     scheduler.schedule(handle, at: at) // raced with a limit; try again then
                 case .atCapacity:
-                    scheduler.schedule(handle, at: now)
+                    scheduler.schedule(handle, at: due) // keeps its place in line and its lateness
                     return actions
                 }
             }

@@ -107,6 +107,8 @@ public struct PollingEngine: Sendable {
     var random: SplitMix64
     var slowdown = 1.0
     var interner = StringInterner()
+    /// How late each call started against its schedule.
+    public internal(set) var pollLateness = PollLateness()
 
     public init(configuration: Configuration, random: SplitMix64 = SplitMix64()) {
         self.configuration = configuration
@@ -129,6 +131,16 @@ public struct PollingEngine: Sendable {
     public var disabledKeyCount: Int { gate.breaker.deadKeyCount }
     /// The error budget's slowdown of the call rate (1 = none).
     public var callSlowdown: Double { gate.slowdown }
+    /// This member's share of the account's call rate (1 = all of it).
+    public var callShare: Double { gate.share }
+    /// Calls per second allowed now (rate limit × share ÷ slowdown).
+    public var callsPerSecond: Double { gate.callsPerSecond }
+
+    /// Sets this member's share of the account's call rate: its input partitions over
+    /// all of them, so a group's members together stay within one key's rate limit.
+    public mutating func setCallShare(_ share: Double, now: Timestamp) {
+        gate.setShare(share, now: now)
+    }
     /// Partitions owned (assigned and not revoked).
     public var assignedPartitions: [PartitionID] { offsets.assignedPartitions }
 }

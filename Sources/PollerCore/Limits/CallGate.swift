@@ -12,7 +12,16 @@ public struct CallGate: Sendable {
     public internal(set) var concurrency: ConcurrencyLimit
     public internal(set) var bucket: TokenBucket
     public internal(set) var budget: ErrorBudget
+    /// The account's rate (`--rate-limit`), before the share and the slowdown.
     public let baseRate: Double
+    private let baseBurst: Double
+    /// This member's share of the account's rate: its input partitions over all of them,
+    /// so the members of one group together stay within one key's rate. 1: all of it.
+    public private(set) var share = 1.0
+    /// The error budget's slowdown factor (1 = full speed).
+    public private(set) var slowdown = 1.0
+    /// The smallest share (a rate must stay positive; a member with no partitions has no tasks).
+    public static let minimumShare = 1e-4
 
     public init(
         requestsPerSecond: Double, burst: Double? = nil, maxConcurrent: Int,
@@ -20,6 +29,7 @@ public struct CallGate: Sendable {
     ) {
         baseRate = requestsPerSecond
         bucket = TokenBucket(ratePerSecond: requestsPerSecond, burst: burst)
+        baseBurst = bucket.burst
         concurrency = ConcurrencyLimit(limit: maxConcurrent)
         ban = BanPause(banDuration: banDuration)
         budget = errorBudget
@@ -112,9 +122,22 @@ public struct CallGate: Sendable {
         return [.setSlowdown(factor)]
     }
 
-    public var slowdown: Double { baseRate / bucket.rate }
+    /// Calls per second allowed now: the rate times the share, divided by the slowdown.
+    public var callsPerSecond: Double { bucket.rate }
+
+    /// Sets this member's share of the account's rate (clamped to `minimumShare`...1);
+    /// the burst shrinks alike, so members cannot together burst past the account.
+    public mutating func setShare(_ share: Double, now: Timestamp) {
+        self.share = min(max(share, Self.minimumShare), 1)
+        applyRate(now: now)
+    }
 
     private mutating func applySlowdown(_ factor: Double, now: Timestamp) {
-        bucket.setRate(baseRate / factor, now: now)
+        slowdown = factor
+        applyRate(now: now)
+    }
+
+    private mutating func applyRate(now: Timestamp) {
+        bucket.setRate(baseRate * share / slowdown, burst: baseBurst * share, now: now)
     }
 }

@@ -36,11 +36,13 @@ public struct TokenBucket: Hashable, Sendable {
         return now + .milliseconds(Int64(waitMs))
     }
 
-    /// Changes the rate (e.g. the error budget's slowdown); saved tokens are kept up to the new burst.
-    public mutating func setRate(_ ratePerSecond: Double, now: Timestamp) {
+    /// Changes the rate (e.g. the error budget's slowdown) and, if given, the burst;
+    /// saved tokens are kept up to the new burst.
+    public mutating func setRate(_ ratePerSecond: Double, burst newBurst: Double? = nil, now: Timestamp) {
         precondition(ratePerSecond > 0, "TokenBucket: rate must be positive")
         refill(now: now)
         rate = ratePerSecond
+        if let newBurst { burst = max(newBurst, 1) }
         tokens = min(tokens, burst)
     }
 }
