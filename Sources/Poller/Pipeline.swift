@@ -104,6 +104,10 @@ public final class Pipeline: Service, Sendable {
     /// What the pipeline has done so far.
     public var snapshot: PipelineCounters.Snapshot { counters.snapshot }
     public var inFlight: Int { withEngine { $0.inFlightCount } }
+    /// True while the in-flight bound holds the input paused (the backlog waits in Kafka).
+    public var isInputPaused: Bool { withEngine { $0.isFetchingPaused || $0.heldInputCount > 0 } }
+    /// Records fetched before the input paused, waiting at the in-flight bound.
+    public var heldInput: Int { withEngine { $0.heldInputCount } }
     /// getTaskResult calls per second allowed now (rate limit × group share ÷ slowdown).
     public var callsPerSecond: Double { withEngine { $0.callsPerSecond } }
     public var assignedPartitions: Set<TopicPartition> { consumer.assignedPartitions }
@@ -348,6 +352,8 @@ public final class Pipeline: Service, Sendable {
             case .pauseFetching:
                 logger.info("in-flight limit reached: pausing input", metadata: ["inFlight": "\(configuration.engine.maxInFlight)"])
                 consumer.pauseAll()
+            case .takeHeldInput:
+                wakeup.signal() // the dispatcher's tick takes them, then resumes the input
             case .resumeFetching:
                 guard !stopRequested.isSet else { break } // stopping: the input stays paused
                 logger.info("in flight below the low-water mark: resuming input")

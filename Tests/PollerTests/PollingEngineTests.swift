@@ -52,6 +52,7 @@ struct EngineHarness {
                 commit()
             case .pauseFetching: pausedFetching = true
             case .resumeFetching: pausedFetching = false
+            case .takeHeldInput: #expect(pausedFetching, "held input means the input is paused")
             case .banned, .keyDisabled, .slowdownChanged, .skippedFinished, .commitMetadataIgnored: break
             }
         }
@@ -97,7 +98,7 @@ struct EngineHarness {
         while steps < limit {
             steps += 1
             step()
-            if engine.inFlightCount == 0 && pendingCalls.isEmpty && pendingPublishes.isEmpty && pendingDeadLetters.isEmpty { return }
+            if engine.inFlightCount == 0 && engine.heldInputCount == 0 && pendingCalls.isEmpty && pendingPublishes.isEmpty && pendingDeadLetters.isEmpty { return }
             if pendingCalls.isEmpty && pendingPublishes.isEmpty {
                 let wake = engine.nextWakeup(now: now) ?? now + maxStep
                 now = max(now + .milliseconds(1), min(wake, now + maxStep))
@@ -252,6 +253,45 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
         // Records of a revoked partition are skipped.
         h.receive(#"{"taskId":"c"}"#)
         #expect(h.engine.inFlightCount == 0)
+    }
+
+    @Test func recordsFetchedAtTheBoundAreHeldThenTakenInOrder() {
+        var h = EngineHarness(configuration: config {
+            $0.maxInFlight = 3
+            $0.resumeBelow = 1
+        })
+        for i in 0..<10 { h.script["h\(i)"] = [.processing, solved] }
+        // A batch fetched before the pause took effect: ten records, room for three.
+        for i in 0..<10 { h.receive(#"{"taskId":"h\#(i)"}"#) }
+        #expect(h.pausedFetching)
+        #expect(h.engine.inFlightCount == 3 && h.engine.heldInputCount == 7, "held, not tasks: no polls, no deadlines tracked")
+        var most = 0
+        var resumedWhileHeld = false
+        var steps = 0
+        while (h.engine.inFlightCount > 0 || h.engine.heldInputCount > 0), steps < 1_000 {
+            steps += 1
+            h.now = h.now + .milliseconds(500)
+            h.step()
+            most = max(most, h.engine.inFlightCount)
+            if !h.pausedFetching && h.engine.heldInputCount > 0 { resumedWhileHeld = true }
+        }
+        #expect(most <= 3, "the bound holds: at most \(most) tasks")
+        #expect(!resumedWhileHeld, "fetching resumes only once every held record is taken")
+        #expect(!h.pausedFetching)
+        #expect(h.solutions.count == 10)
+        // Taken in offset order: the committed offset moved to the end.
+        #expect(h.stored == 10)
+    }
+
+    @Test func heldRecordsOfARevokedPartitionAreDropped() {
+        var h = EngineHarness(configuration: config {
+            $0.maxInFlight = 2
+            $0.resumeBelow = 1
+        })
+        for i in 0..<5 { h.receive(#"{"taskId":"r\#(i)"}"#) }
+        #expect(h.engine.heldInputCount == 3)
+        h.apply(h.engine.revoking([h.partition]))
+        #expect(h.engine.heldInputCount == 0, "the next owner reads them from Kafka")
     }
 
     @Test func backpressurePausesAndResumes() {

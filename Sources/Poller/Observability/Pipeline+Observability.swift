@@ -26,7 +26,8 @@ extension Pipeline: ObservabilitySource {
     public func refreshMetrics() -> PipelineHealth {
         let now = WallClock.now()
         let state = withEngine { engine in
-            (inFlight: engine.inFlightCount, calls: engine.callsInProgress, paused: engine.isFetchingPaused,
+            (inFlight: engine.inFlightCount, held: engine.heldInputCount, calls: engine.callsInProgress,
+             paused: engine.isFetchingPaused || engine.heldInputCount > 0,
              bannedUntil: engine.bannedUntil.flatMap { $0 > now ? $0 : nil },
              deadKeys: engine.disabledKeyCount, slowdown: engine.callSlowdown,
              callsPerSecond: engine.callsPerSecond, lateness: engine.pollLateness)
@@ -38,6 +39,7 @@ extension Pipeline: ObservabilitySource {
         let health = PipelineHealth(lifecycle: lifecycle, assignedPartitions: assigned, kafka: kafka, bannedUntil: state.bannedUntil)
 
         metrics.tasksInFlight.record(state.inFlight)
+        metrics.inputHeld.record(state.held)
         metrics.callsInProgress.record(state.calls)
         metrics.inputPaused.record(state.paused ? 1 : 0)
         metrics.pausedPartitions.record(state.paused ? assigned : 0)

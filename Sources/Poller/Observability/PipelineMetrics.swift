@@ -29,6 +29,7 @@ public final class PipelineMetrics: Sendable {
         public static let accountsDisabledTotal = "ezpoll_accounts_disabled_total"
         public static let kafkaClientEvents = "ezpoll_kafka_client_events_total"
         public static let tasksInFlight = "ezpoll_tasks_in_flight"
+        public static let inputHeld = "ezpoll_input_held_records"
         public static let callsInProgress = "ezpoll_calls_in_progress"
         public static let inputPaused = "ezpoll_input_paused"
         public static let pausedPartitions = "ezpoll_paused_partitions"
@@ -89,6 +90,7 @@ public final class PipelineMetrics: Sendable {
     private let ipBans: Counter
     private let accountsDisabledTotal: Counter
     let tasksInFlight: Gauge
+    let inputHeld: Gauge
     let callsInProgress: Gauge
     let inputPaused: Gauge
     let pausedPartitions: Gauge
@@ -177,6 +179,7 @@ public final class PipelineMetrics: Sendable {
         ipBans = counter(Name.ipBans)
         accountsDisabledTotal = counter(Name.accountsDisabledTotal)
         tasksInFlight = gauge(Name.tasksInFlight)
+        inputHeld = gauge(Name.inputHeld)
         callsInProgress = gauge(Name.callsInProgress)
         inputPaused = gauge(Name.inputPaused)
         pausedPartitions = gauge(Name.pausedPartitions)

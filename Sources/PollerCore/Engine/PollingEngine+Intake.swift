@@ -1,8 +1,31 @@
 import TaskModel
 extension PollingEngine {
-    /// A consumed record: a dead letter, an immediate failure, or a task to poll.
+    /// A consumed record: a dead letter, an immediate failure, or a task to poll. At the
+    /// in-flight bound it is held, untracked, until `tick` takes it: the input is paused,
+    /// and what was fetched before the pause waits like the backlog in Kafka.
     public mutating func receive(_ record: InputRecord, now: Timestamp) -> [Action] {
         guard !draining.contains(record.partition) else { return [] } // stays unread for the next owner
+        if inFlight.isPaused || !held.isEmpty {
+            held.append(record)
+            return []
+        }
+        return take(record, now: now)
+    }
+
+    /// Takes held records in order while there is room; `.resumeFetching` once none is left.
+    mutating func takeHeld(now: Timestamp) -> [Action] {
+        guard !held.isEmpty, !inFlight.isPaused else { return [] }
+        var actions: [Action] = []
+        while !inFlight.isPaused, let record = held.popFirst() {
+            guard !draining.contains(record.partition) else { continue }
+            // The input is still paused: a new pause is no news.
+            for action in take(record, now: now) where action != .pauseFetching { actions.append(action) }
+        }
+        if held.isEmpty && !inFlight.isPaused { actions.append(.resumeFetching) }
+        return actions
+    }
+
+    private mutating func take(_ record: InputRecord, now: Timestamp) -> [Action] {
         let token: OffsetTracker.Token
         switch offsets.track(record.partition, offset: record.source.offset) {
         case .tracked(let tracked):
@@ -40,7 +63,7 @@ extension PollingEngine {
         let key = event.clientKey ?? configuration.defaultClientKey
         let handle = tasks.insert(TaskState(context: context, key: key ?? ClientKey(""), token: token, lastPollAt: now))
         var actions: [Action] = []
-        if let action = inFlight.added() { actions.append(Self.fetch(action)) }
+        if let action = inFlight.added() { actions.append(fetch(action)) }
 
         guard key != nil else {
             actions.append(fail(handle, reason: .missingClientKey, now: now))

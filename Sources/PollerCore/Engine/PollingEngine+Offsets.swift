@@ -36,7 +36,7 @@ extension PollingEngine {
             }
             offsets.assign(assigned.partition, finished: finished)
         }
-        if inFlight.isPaused && !partitions.isEmpty { actions.append(.pauseFetching) }
+        if (inFlight.isPaused || !held.isEmpty) && !partitions.isEmpty { actions.append(.pauseFetching) }
         return actions
     }
 
@@ -62,7 +62,8 @@ extension PollingEngine {
             tasks.remove(handle)
             dropped += 1
         }
-        if dropped > 0, let action = inFlight.removed(dropped) { return [Self.fetch(action)] }
+        held.removeAll { partitions.contains($0.partition) } // re-read by whoever owns them next
+        if dropped > 0, let action = inFlight.removed(dropped) { return [fetch(action)] }
         return []
     }
 
@@ -95,7 +96,7 @@ extension PollingEngine {
     public mutating func published(_ handle: TaskHandle) -> [Action] {
         guard let task = tasks.remove(handle) else { return [] } // revoked meanwhile
         var actions = offsets.finish(task.token) == .finished ? scheduleCommit() : []
-        if let action = inFlight.removed() { actions.append(Self.fetch(action)) }
+        if let action = inFlight.removed() { actions.append(fetch(action)) }
         return actions
     }
 
@@ -127,7 +128,12 @@ extension PollingEngine {
         return [.commitSoon]
     }
 
-    static func fetch(_ action: InFlightGate.Action) -> Action {
-        action == .pause ? .pauseFetching : .resumeFetching
+    /// What the in-flight gate's wish means for the input: with records held, resuming
+    /// means taking them first (`tick`), and fetching resumes once they are all taken.
+    func fetch(_ action: InFlightGate.Action) -> Action {
+        switch action {
+        case .pause: return .pauseFetching
+        case .resume: return held.isEmpty ? .resumeFetching : .takeHeldInput
+        }
     }
 }

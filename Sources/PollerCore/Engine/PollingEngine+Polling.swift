@@ -8,7 +8,7 @@ extension PollingEngine {
     /// Pops one task at a time and stops as soon as the limits block, so a rate
     /// limit or a full permit pool costs nothing per waiting task.
     public mutating func tick(now: Timestamp) -> [Action] {
-        var actions: [Action] = []
+        var actions = takeHeld(now: now)
         for action in gate.tick(now: now) { actions.append(translate(action)) }
         while let due = scheduler.nextDeadline(), due <= now {
             let readiness = gate.readiness(now: now)
@@ -87,7 +87,7 @@ extension PollingEngine {
             case .processing, .transient, .ipBanned:
                 // No more polls here: the task stays unfinished for the next owner.
                 tasks.remove(handle)
-                if let action = inFlight.removed() { actions.append(Self.fetch(action)) }
+                if let action = inFlight.removed() { actions.append(fetch(action)) }
                 return actions
             }
         }

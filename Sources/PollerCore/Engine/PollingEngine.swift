@@ -1,3 +1,4 @@
+import DequeModule
 import TaskModel
 /// The whole pipeline's logic with no I/O: task intake, scheduling, limits,
 /// result publication and offset storing, as one state machine.
@@ -65,6 +66,9 @@ public struct PollingEngine: Sendable {
         case commitMetadataIgnored(PartitionID, reason: String)
         /// Pause fetching on all assigned partitions (keep polling the consumer).
         case pauseFetching
+        /// Records held at the in-flight bound can be taken now: call `tick` soon (it
+        /// takes them in order, then says `.resumeFetching` once none is left).
+        case takeHeldInput
         /// Resume fetching.
         case resumeFetching
         /// Informational: every call is paused by ERROR_IP_BANNED until then.
@@ -107,6 +111,10 @@ public struct PollingEngine: Sendable {
     var random: SplitMix64
     var slowdown = 1.0
     var interner = StringInterner()
+    /// Records that arrived at the in-flight bound (already fetched when the input
+    /// paused): untracked, like the backlog still in Kafka, and taken in order by `tick`
+    /// when the count falls to the low-water mark. Dropped when their partition goes.
+    var held = Deque<InputRecord>()
     /// How late each call started against its schedule.
     public internal(set) var pollLateness = PollLateness()
 
@@ -123,6 +131,8 @@ public struct PollingEngine: Sendable {
 
     /// Tasks held (waiting, calling or publishing).
     public var inFlightCount: Int { tasks.count }
+    /// Records fetched at the in-flight bound and not taken yet (not tasks: no polls).
+    public var heldInputCount: Int { held.count }
     public var isFetchingPaused: Bool { inFlight.isPaused }
     public var callsInProgress: Int { gate.concurrency.inUse }
     /// Until when an IP ban pauses every call, if one does.
