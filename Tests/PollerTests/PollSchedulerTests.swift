@@ -115,7 +115,9 @@ import Testing
 
     @Test func memoryPerTaskStaysSmall() {
         #expect(MemoryLayout<PollScheduler.Entry>.stride == 16)
-        #expect(MemoryLayout<PollScheduler.Slot>.stride == 16)
+        // 8 bytes more than before deadline-first ordering: the slot keeps its priority.
+        #expect(MemoryLayout<PollScheduler.Slot>.stride == 24)
+        #expect(MemoryLayout<PollScheduler.ReadyEntry>.stride == 24)
         #expect(MemoryLayout<TaskHandle>.stride == 8)
     }
 }
@@ -137,5 +139,58 @@ import Testing
         #expect(updated)
         #expect(table[b] == "b!")
         #expect(Set(table.handles) == [b, c])
+    }
+}
+
+@Suite struct DuePriorityTests {
+    @Test func amongDueTasksTheLowestPriorityGoesFirst() {
+        var scheduler = PollScheduler()
+        let a = TaskHandle(index: 0, generation: 0)
+        let b = TaskHandle(index: 1, generation: 0)
+        let c = TaskHandle(index: 2, generation: 0)
+        scheduler.schedule(a, at: t(1), priority: t(100))
+        scheduler.schedule(b, at: t(2), priority: t(50))
+        scheduler.schedule(c, at: t(10), priority: t(1))
+        // Only a is due: it goes, whatever the others' priority.
+        #expect(scheduler.popFirstDueWithTime(now: t(1.5))?.task == a)
+        scheduler.schedule(a, at: t(1), priority: t(100))
+        // a and b are due: b is closer to its deadline; c is not due yet.
+        #expect(scheduler.popFirstDueWithTime(now: t(3))?.task == b)
+        #expect(scheduler.popFirstDueWithTime(now: t(3))?.task == a)
+        #expect(scheduler.popFirstDueWithTime(now: t(3)) == nil)
+        #expect(scheduler.nextDeadline() == t(10))
+    }
+
+    @Test func aRescheduledOrCancelledDueTaskLeavesTheLine() {
+        var scheduler = PollScheduler()
+        let a = TaskHandle(index: 0, generation: 0)
+        let b = TaskHandle(index: 1, generation: 0)
+        scheduler.schedule(a, at: t(1), priority: t(5))
+        scheduler.schedule(b, at: t(1), priority: t(6))
+        _ = scheduler.nextDeadline()
+        #expect(scheduler.popFirstDueWithTime(now: t(2))?.task == a) // b now waits among the due
+        scheduler.schedule(b, at: t(9), priority: t(6))
+        #expect(scheduler.popFirstDueWithTime(now: t(2)) == nil, "rescheduled past now")
+        #expect(scheduler.nextDeadline() == t(9))
+        scheduler.cancel(b)
+        #expect(scheduler.nextDeadline() == nil)
+        #expect(scheduler.scheduledCount == 0)
+    }
+}
+
+@Suite struct DeadlineFirstTests {
+    @Test func whenTheBudgetBindsALastPollBeforeTheDeadlineGoesFirst() {
+        var h = EngineHarness(configuration: config {
+            $0.requestsPerSecond = 1
+            $0.burst = 1
+        }, start: t(1_000))
+        // Five fresh tasks, then one created 292 s ago: its window (300 s, 5 s margin) closes in 3 s.
+        for i in 0..<5 { h.receive(#"{"taskId":"fresh\#(i)"}"#, createdAt: t(995)) }
+        h.script["old"] = [solved]
+        h.receive(#"{"taskId":"old"}"#, createdAt: t(708))
+        h.apply(h.engine.tick(now: h.now))
+        #expect(h.pendingCalls.map(\.1) == ["old"], "one token: the task about to expire takes it")
+        h.step() // answers it: ready
+        #expect(h.solutions["old"] != nil, "solved before its window closed")
     }
 }

@@ -75,7 +75,7 @@ extension PollingEngine {
         }
         switch configuration.policy.firstPoll(createdAt: context.createdAt, now: now) {
         case .pollAt(let at):
-            scheduler.schedule(handle, at: at)
+            scheduler.schedule(handle, at: at, priority: configuration.policy.deadline(createdAt: context.createdAt))
         case .expire:
             actions.append(fail(handle, reason: .expired, now: now))
         case .exhausted:

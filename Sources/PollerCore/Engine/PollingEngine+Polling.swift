@@ -10,7 +10,7 @@ extension PollingEngine {
     public mutating func tick(now: Timestamp) -> [Action] {
         var actions = takeHeld(now: now)
         for action in gate.tick(now: now) { actions.append(translate(action)) }
-        while let due = scheduler.nextDeadline(), due <= now {
+        while let next = scheduler.nextDeadline(), next <= now {
             let readiness = gate.readiness(now: now)
             switch readiness {
             case .atCapacity, .rateLimitedUntil:
@@ -25,9 +25,9 @@ extension PollingEngine {
                 }
                 task.deferredByBan = true
                 tasks[handle] = task
-                scheduler.schedule(handle, at: until <= deadline ? until : deadline + .milliseconds(1))
+                scheduler.schedule(handle, at: until <= deadline ? until : deadline + .milliseconds(1), priority: deadline)
             case .ready:
-                guard let handle = scheduler.popFirstDue(now: now), var task = tasks[handle] else { continue }
+                guard let (handle, due) = scheduler.popFirstDueWithTime(now: now), var task = tasks[handle] else { continue }
                 let deadline = configuration.policy.deadline(createdAt: task.context.createdAt)
                 if now > deadline {
                     actions.append(fail(handle, reason: .expired, error: task.deferredByBan ? Self.expiredInBan : nil, now: now))
@@ -45,9 +45,9 @@ extension PollingEngine {
                 case .keyDead(let trip):
                     actions.append(fail(handle, reason: .accountError, error: ProviderError(errorCode: trip.errorCode, errorDescription: trip.errorDescription), now: now))
                 case .retryAt(let at):
-                    scheduler.schedule(handle, at: at) // raced with a limit; try again then
+                    scheduler.schedule(handle, at: at, priority: deadline) // raced with a limit; try again then
                 case .atCapacity:
-                    scheduler.schedule(handle, at: due) // keeps its place in line and its lateness
+                    scheduler.schedule(handle, at: due, priority: deadline) // keeps its place in line and its lateness
                     return actions
                 }
             }
@@ -112,7 +112,7 @@ extension PollingEngine {
             tasks[handle] = task
             let deadline = policy.deadline(createdAt: task.context.createdAt)
             if let until = gate.ban.pausedUntil, until <= deadline {
-                scheduler.schedule(handle, at: until)
+                scheduler.schedule(handle, at: until, priority: deadline)
             } else {
                 actions.append(fail(handle, reason: .expired, error: Self.expiredInBan, now: now))
             }
@@ -139,11 +139,12 @@ extension PollingEngine {
             switch decision {
             case .pollAt(let at):
                 let due = max(at, notBefore ?? at)
-                if due > policy.deadline(createdAt: task.context.createdAt) {
+                let deadline = policy.deadline(createdAt: task.context.createdAt)
+                if due > deadline {
                     // The provider asks for a pause that outlasts the window: no poll can help.
                     actions.append(fail(handle, reason: .transientErrors, now: now))
                 } else {
-                    scheduler.schedule(handle, at: due)
+                    scheduler.schedule(handle, at: due, priority: deadline)
                 }
             case .expire: actions.append(fail(handle, reason: .expired, now: now))
             case .exhausted: actions.append(fail(handle, reason: .pollsExhausted, now: now))
