@@ -21,6 +21,8 @@ public struct BenchOptions: Sendable {
     public var solveSigma = 0.7
     public var inFlightTarget: Int?
     public var idleSeconds: Double?
+    /// Run broker, simulator and pipeline as processes of their own (`ezpoll bench --separate-processes`).
+    public var separateProcesses = false
     public var rawHttp = false
     public var rawHttpFuture = false
     public var rawHttpSeconds = 5.0

@@ -18,7 +18,21 @@ public struct BenchReport: Codable, Sendable {
     var rawHTTP: RawHTTPCeiling.Result?
     /// `--raw-http-future`: the same calls through async-http-client's EventLoopFuture API.
     var rawHTTPFuture: RawHTTPCeiling.Result?
+    /// `--separate-processes`: the `ezpoll run` process's own figures.
+    var pipelineProcess: PipelineProcess?
     public var notes: [String] = []
+
+    struct PipelineProcess: Codable, Sendable {
+        var callsPerSecond: Double
+        var cores: Double
+        var cpuMicrosecondsPerCall: Double
+        var rssMiB: Double
+        var peakRSSMiB: Double
+        var detectionP50APISeconds: Double
+        var detectionP99APISeconds: Double
+        /// Detection delay p99 within the poll interval + 1 s (API time).
+        var onSchedule: Bool
+    }
 
     struct Settings: Codable, Sendable {
         var rate: Double
@@ -147,6 +161,10 @@ public struct BenchReport: Codable, Sendable {
                 text += String(format: " (ceiling %.0f req/s: %.0f%%)", c, share * 100)
             }
             rows.append(("HTTP requests/s (steady)", text))
+        }
+        if let p = pipelineProcess {
+            rows.append(("ezpoll run process", String(format: "%.0f calls/s, %.2f cores, %.1f µs CPU per call, RSS %.1f MiB (peak %.1f)", p.callsPerSecond, p.cores, p.cpuMicrosecondsPerCall, p.rssMiB, p.peakRSSMiB)))
+            rows.append(("detection delay (simulator)", String(format: "p50 %.2f / p99 %.2f API s — ", p.detectionP50APISeconds, p.detectionP99APISeconds) + (p.onSchedule ? "on schedule" : "NOT on schedule")))
         }
         if let r = rawHTTP {
             rows.append(("raw HTTP ceiling", String(format: "%.0f req/s with %d at once over %.1f s (%.3f CPU s per 1k requests, %d unexpected answers)", r.requestsPerSecond, r.concurrency, r.seconds, r.cpuSecondsPerThousandRequests, r.unexpectedAnswers)))

@@ -15,9 +15,9 @@ enum ProcessMetrics {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
-    /// A `/proc/self/status` field in KiB (VmRSS, VmHWM, ...), nil when unreadable.
-    static func statusKiB(_ field: String) -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+    /// A `/proc/PID/status` field in KiB (VmRSS, VmHWM, ...), nil when unreadable.
+    static func statusKiB(_ field: String, process: String = "self") -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(process)/status", encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
             let digits = line.dropFirst(field.count + 1).filter { $0.isNumber }
             return Int(digits)
@@ -67,6 +67,15 @@ enum ProcessMetrics {
     }
 
     static func threadIDs() -> Set<Int> { Set(threads().keys) }
+
+    /// utime + stime of another process (`/proc/PID/stat`), seconds.
+    static func cpuSeconds(process pid: Int32) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / ticksPerSecond
+    }
 }
 
 /// Which threads belong to which component of the bench, by the threads each

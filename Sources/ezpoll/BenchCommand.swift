@@ -57,6 +57,8 @@ struct BenchCommand: AsyncParsableCommand {
     var inFlightTarget: Int?
     @Option(help: "Idle mode: measure the CPU of an idle pipeline over this many seconds.")
     var idleSeconds: Double?
+    @Flag(help: "Run `ezpoll broker`, `ezpoll simulate` and `ezpoll run` as separate processes (as users deploy it) and measure the `ezpoll run` process alone; with wrk installed, also the simulator's ceiling.")
+    var separateProcesses = false
     @Flag(help: "Also measure the HTTP ceiling: the same client against the same simulator, nothing else running.")
     var rawHttp = false
     @Flag(help: "With --raw-http: also measure async-http-client's EventLoopFuture path (no task per request) against the same simulator.")
@@ -94,6 +96,11 @@ struct BenchCommand: AsyncParsableCommand {
         var logger = Logger(label: "ezpoll.bench")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .error
         let options = try options()
+        if options.separateProcesses {
+            print(json ? try await SeparateProcessesBench(options: options, logger: logger).run().json()
+                       : try await SeparateProcessesBench(options: options, logger: logger).run().table())
+            return
+        }
         let harness = try await BenchHarness.start(options: options, logger: logger)
         var report: BenchReport
         do {
@@ -119,7 +126,7 @@ struct BenchCommand: AsyncParsableCommand {
         (options.rateLimit, options.maxInFlight, options.pollInterval, options.firstPollDelay) = (rateLimit, maxInFlight, pollInterval, firstPollDelay)
         (options.solveMedian, options.solveSigma, options.inFlightTarget, options.idleSeconds) = (solveMedian, solveSigma, inFlightTarget, idleSeconds)
         (options.rawHttp, options.rawHttpFuture, options.rawHttpSeconds) = (rawHttp, rawHttpFuture, rawHttpSeconds)
-        (options.simulatorThreads, options.seed) = (simulatorThreads, seed)
+        (options.simulatorThreads, options.seed, options.separateProcesses) = (simulatorThreads, seed, separateProcesses)
         options.kafkaProperties = try KafkaProperty.parse(kafkaConfig)
         options.commandLine = (["ezpoll"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
         return options
