@@ -39,3 +39,16 @@ if ! python3 -c 'import kubernetes_validate' >/dev/null 2>&1; then
   echo "setup: installing Python kubernetes-validate through pip" >&2
   python3 -m pip install --quiet 'kubernetes-validate==1.37.0'
 fi
+
+# `./scripts/setup.sh --bench`: also wrk (the HTTP ceiling of `ezpoll bench --separate-processes`)
+# and perf (profiles). Not needed by the tests.
+if [ "${1:-}" = "--bench" ]; then
+  for tool in wrk perf; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+      package=$([ "$tool" = perf ] && echo linux-perf || echo wrk)
+      echo "setup: installing $package through apt" >&2
+      sudo_if_needed apt-get update -qq
+      sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package" >/dev/null
+    fi
+  done
+fi
