@@ -51,6 +51,8 @@ public final class Pipeline: Service, Sendable {
 
     public let configuration: Configuration
     private let client: any TaskResultFetching
+    /// Clients by route name (`PollingEngine.Configuration.providers`); others use `client`.
+    private let clients: [String: any TaskResultFetching]
     private let logger: Logger
     let consumer: any PipelineInput
     private let producer: any PipelineOutput
@@ -69,7 +71,8 @@ public final class Pipeline: Service, Sendable {
     private let inputPartitionCount = NIOLockedValueBox<Int?>(nil)
 
     /// A pipeline on Kafka: builds its consumer (explicit commits) and producer.
-    public convenience init(configuration: Configuration, client: any TaskResultFetching, logger: Logger,
+    public convenience init(configuration: Configuration, client: any TaskResultFetching,
+                            providerClients: [String: any TaskResultFetching] = [:], logger: Logger,
                             eventHandler: KafkaClientEventHandler? = nil, metrics: PipelineMetrics = PipelineMetrics()) throws {
         let events: KafkaClientEventHandler = { event in
             metrics.kafkaEvent(event)
@@ -81,14 +84,18 @@ public final class Pipeline: Service, Sendable {
         consumerConfiguration.properties["enable.auto.commit"] = nil
         let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger, eventHandler: events)
         let producer = try KafkaProducer(configuration: configuration.producer, logger: logger, eventHandler: events)
-        self.init(configuration: configuration, input: consumer, output: producer, client: client, logger: logger, metrics: metrics)
+        self.init(configuration: configuration, input: consumer, output: producer, client: client,
+                  providerClients: providerClients, logger: logger, metrics: metrics)
     }
 
     /// A pipeline on any input and output (the driver's tests pass scripted ones).
+    /// `providerClients`: the client of each provider route by its name; `client` serves the rest.
     public init(configuration: Configuration, input: any PipelineInput, output: any PipelineOutput,
-                client: any TaskResultFetching, logger: Logger, metrics: PipelineMetrics = PipelineMetrics()) {
+                client: any TaskResultFetching, providerClients: [String: any TaskResultFetching] = [:],
+                logger: Logger, metrics: PipelineMetrics = PipelineMetrics()) {
         self.configuration = configuration
         self.client = client
+        self.clients = providerClients
         self.logger = logger
         self.metrics = metrics
         self.engine = NIOLockedValueBox(PollingEngine(configuration: configuration.engine))
@@ -206,9 +213,10 @@ public final class Pipeline: Service, Sendable {
                 let (actions, next) = withEngine { engine in (engine.tick(now: now), engine.nextWakeup(now: now)) }
                 var rest: [PollingEngine.Action] = []
                 for action in actions {
-                    if case .call(let handle, let taskId, let key) = action {
+                    if case .call(let handle, let taskId, let key, let provider) = action {
                         counters.polled()
-                        group.addTask { await self.poll(handle, taskId: taskId, key: key) }
+                        let client = clients[provider] ?? self.client
+                        group.addTask { await self.poll(handle, taskId: taskId, key: key, client: client) }
                     } else {
                         rest.append(action)
                     }
@@ -323,7 +331,7 @@ public final class Pipeline: Service, Sendable {
         TopicPartitionOffset(topicPartition(commit), offset: commit.offset, metadata: commit.metadata)
     }
 
-    private func poll(_ handle: TaskHandle, taskId: String, key: ClientKey) async {
+    private func poll(_ handle: TaskHandle, taskId: String, key: ClientKey, client: any TaskResultFetching) async {
         let started = ContinuousClock.now
         let outcome = await client.getTaskResult(taskId: taskId, clientKey: key)
         metrics.polled(outcome, duration: ContinuousClock.now - started)

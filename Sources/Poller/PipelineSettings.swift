@@ -48,13 +48,46 @@ public struct PipelineSettings: Sendable {
     public var consumerProperties: [String: String] = [:]
     public var producerProperties: [String: String] = [:]
 
+    /// Several providers at once (`--providers-file`): an event's `provider` picks one by
+    /// name and its `taskType` may pick timings of their own. Empty: `profile` only. With
+    /// providers, the first is the one for events that name none.
+    public var providers: [ProviderSettings] = []
+
+    /// One provider of `providers`: its profile (name, URL, defaults), key and timings.
+    public struct ProviderSettings: Sendable {
+        public var profile: ProviderProfile
+        public var clientKey: ClientKey?
+        /// API seconds; nil: the profile's.
+        public var firstPollDelay: Double?
+        public var pollInterval: Double?
+        /// Timings by `taskType` (exact name).
+        public var taskTypes: [String: Timing] = [:]
+
+        public struct Timing: Sendable, Hashable {
+            public var firstPollDelay: Double?
+            public var pollInterval: Double?
+            public init(firstPollDelay: Double? = nil, pollInterval: Double? = nil) {
+                self.firstPollDelay = firstPollDelay
+                self.pollInterval = pollInterval
+            }
+        }
+
+        public init(profile: ProviderProfile, clientKey: ClientKey? = nil) {
+            self.profile = profile
+            self.clientKey = clientKey
+        }
+    }
+
     public init(profile: ProviderProfile, brokers: String) {
         self.profile = profile
         self.brokers = brokers
     }
 
     /// The polling policy on the simulated clock.
-    public var policy: PollingPolicy {
+    public var policy: PollingPolicy { policy(profile, firstPollDelay: firstPollDelay, pollInterval: pollInterval) }
+
+    /// A profile's policy with these timings (API seconds; nil: the profile's), on the simulated clock.
+    func policy(_ profile: ProviderProfile, firstPollDelay: Double?, pollInterval: Double?) -> PollingPolicy {
         PollingPolicy(
             initialDelay: scaled(firstPollDelay, profile.initialDelay),
             interval: scaled(pollInterval, profile.defaultPollInterval),
@@ -90,6 +123,20 @@ public struct PipelineSettings: Sendable {
         engine.maxConcurrentCalls = maxConcurrentCalls
         engine.requestsPerSecond = rateLimit
         engine.banDuration = scaled(banPause, profile.ipBanPause)
+        engine.providers = providers.map { provider in
+            let base = (provider.firstPollDelay ?? firstPollDelay, provider.pollInterval ?? pollInterval)
+            return ProviderRoute(
+                name: provider.profile.name,
+                policy: policy(provider.profile, firstPollDelay: base.0, pollInterval: base.1),
+                taskTypePolicies: provider.taskTypes.mapValues {
+                    policy(provider.profile, firstPollDelay: $0.firstPollDelay ?? base.0, pollInterval: $0.pollInterval ?? base.1)
+                },
+                defaultClientKey: provider.clientKey ?? clientKey)
+        }
+        if let first = engine.providers.first {
+            engine.defaultProvider = first.name
+            engine.policy = first.policy
+        }
         engine.errorBudget = ErrorBudget(window: scaled(nil, .seconds(60)), maxErrorRate: maxErrorRate, maxErrors: maxErrorsPerMinute)
         engine.maxCommitMetadataBytes = commitMetadataMaxBytes
 

@@ -90,6 +90,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("kafka-producer-config"), parsing: .singleValue,
             help: "A librdkafka property key=value for the producer only (repeatable). [EZPOLL_KAFKA_PRODUCER_CONFIG, ';'-separated]")
     var kafkaProducerConfig: [String] = []
+    @Option(help: "A JSON file of several providers polled at once (an event's `provider` picks one; its `taskType` may pick timings): {\"providers\":[{\"name\":\"ez-captcha\",\"profile\":\"ez-captcha\",\"apiUrl\":...,\"clientKeyEnv\":\"EZ_KEY\" or \"clientKeyFile\":...,\"firstPollDelay\":5,\"pollInterval\":3,\"taskTypes\":{\"ImageToTextTask\":{\"firstPollDelay\":1,\"pollInterval\":1}}}]}. The first is for events that name none. Replaces --provider and --api-url. [EZPOLL_PROVIDERS_FILE]")
+    var providersFile: String?
     @Option(help: "A file of librdkafka properties, one key=value per line ('#' comments; a 'consumer.' or 'producer.' prefix limits a line to that side): keeps secrets such as sasl.password off the command line. [EZPOLL_KAFKA_CONFIG_FILE]")
     var kafkaConfigFile: String?
 
@@ -99,23 +101,31 @@ struct RunCommand: AsyncParsableCommand {
         logger.logLevel = settings.logLevel
         for warning in settings.warnings { logger.warning("\(warning)") }
         let client = try TaskResultClient(profile: settings.profile, logger: logger)
+        var clients: [TaskResultClient] = [client]
         let pipeline: Pipeline
         do {
-            pipeline = try Pipeline(configuration: settings.pipeline, client: client, logger: logger)
+            // One HTTP client per further provider (`--providers-file`), by its route name.
+            var byName: [String: any TaskResultFetching] = [:]
+            for provider in settings.settings.providers.dropFirst() {
+                let other = try TaskResultClient(profile: provider.profile, logger: logger)
+                clients.append(other)
+                byName[provider.profile.name] = other
+            }
+            pipeline = try Pipeline(configuration: settings.pipeline, client: client, providerClients: byName, logger: logger)
         } catch {
-            await client.shutdown()
+            for client in clients { await client.shutdown() }
             throw error
         }
         // Started in this order and stopped in reverse on SIGTERM/SIGINT: the pipeline
-        // drains first, then the metrics server stops, then the HTTP client closes.
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: HTTPClientService(client: client))]
+        // drains first, then the metrics server stops, then the HTTP clients close.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = clients.map { .init(service: HTTPClientService(client: $0)) }
         if settings.metricsPort != 0 {
             do {
                 let server = try await ObservabilityServer.start(
                     source: pipeline, host: settings.metricsHost, port: settings.metricsPort, logger: logger)
                 services.append(.init(service: ObservabilityService(server: server)))
             } catch {
-                await client.shutdown()
+                for client in clients { await client.shutdown() }
                 throw ValidationError("cannot serve metrics on \(settings.metricsHost):\(settings.metricsPort): \(error)")
             }
         }

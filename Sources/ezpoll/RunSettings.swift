@@ -38,7 +38,8 @@ struct RunSettings {
 
         let key = try clientKey(file: optionalString(options.clientKeyFile, "EZPOLL_CLIENT_KEY_FILE"), environment: env)
         let eventKeysOnly = options.eventKeysOnly || ["1", "true", "yes"].contains(env["EZPOLL_EVENT_KEYS_ONLY"]?.lowercased() ?? "")
-        guard key != nil || eventKeysOnly else {
+        let providersFileNamed = optionalString(options.providersFile, "EZPOLL_PROVIDERS_FILE") != nil
+        guard key != nil || eventKeysOnly || providersFileNamed else {
             throw ValidationError("no clientKey: set EZPOLL_CLIENT_KEY or --client-key-file (or --event-keys-only when every event carries its own)")
         }
 
@@ -46,6 +47,10 @@ struct RunSettings {
         try validateBrokers(brokers)
         var settings = PipelineSettings(profile: profile, brokers: brokers)
         settings.groupID = string(options.groupId, "EZPOLL_GROUP_ID", settings.groupID)
+        if let file = optionalString(options.providersFile, "EZPOLL_PROVIDERS_FILE") {
+            settings.providers = try ProvidersFile.read(file, environment: env)
+            settings.profile = settings.providers[0].profile
+        }
         settings.clientKey = key
         // Raw values first: each nonsensical one is refused with the option's name.
         let scale = try number(options.timeScale, "EZPOLL_TIME_SCALE") ?? 1

@@ -171,9 +171,11 @@ struct MisconfigurationTests {
         (["--result-window", "10", "--safety-margin", "20"], true, "--safety-margin"),
         (["--poll-interval", "0"], true, "--poll-interval"),
         (["--rate-limit", "-5"], true, "--rate-limit"),
+        (["--rate-limit-scope", "everyone"], true, "--rate-limit-scope"),
+        (["--providers-file", "/dev/null"], true, "--providers-file"),
     ]
 
-    @Test("each nonsensical setting exits 64 with one error line that names it, before touching Kafka", arguments: 0..<6)
+    @Test("each nonsensical setting exits 64 with one error line that names it, before touching Kafka", arguments: 0..<8)
     func refused(_ index: Int) throws {
         let c = Self.cases[index]
         let process = Process()

@@ -34,7 +34,7 @@ struct EngineHarness {
         for action in actions {
             log.append(action)
             switch action {
-            case .call(let handle, let taskId, let key):
+            case .call(let handle, let taskId, let key, _):
                 pendingCalls.append((handle, taskId, key))
                 callTimes.append(now)
             case .publishSolution(let handle, let message):
@@ -542,5 +542,48 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
         #expect(first.contains(.commitSoon))
         #expect(!second.contains(.commitSoon), "one request until the commit runs")
         #expect(h.engine.pendingCommits().map(\.offset) == [2])
+    }
+}
+
+@Suite struct ProviderRouteTests {
+    static func record(_ offset: Int64, _ json: String) -> InputRecord {
+        InputRecord(source: MessageSource(topic: "captcha.tasks", partition: 0, offset: offset, timestamp: t(0)),
+                    key: nil, value: Array(json.utf8))
+    }
+
+    @Test func anEventsProviderPicksItsRouteAndItsTaskTypeItsPolicy() {
+        let slow = PollingPolicy(initialDelay: .seconds(10), interval: .seconds(3), minInterval: .zero)
+        let fast = PollingPolicy(initialDelay: .seconds(1), interval: .seconds(1), minInterval: .zero)
+        var engine = PollingEngine(configuration: config {
+            $0.defaultProvider = "ez-captcha"
+            $0.providers = [
+                ProviderRoute(name: "ez-captcha", policy: slow, taskTypePolicies: ["ImageToTextTask": fast], defaultClientKey: ClientKey("ez-key")),
+                ProviderRoute(name: "capsolver", policy: slow, defaultClientKey: ClientKey("cs-key")),
+            ]
+        })
+        _ = engine.assigned([PollingEngine.AssignedPartition(PartitionID(topic: "captcha.tasks", partition: 0))])
+        _ = engine.receive(Self.record(0, #"{"taskId":"img","taskType":"ImageToTextTask"}"#), now: t(0))
+        _ = engine.receive(Self.record(1, #"{"taskId":"re","provider":"CapSolver"}"#), now: t(0))
+        _ = engine.receive(Self.record(2, #"{"taskId":"plain"}"#), now: t(0))
+        let lettered = engine.receive(Self.record(3, #"{"taskId":"x","provider":"2captcha"}"#), now: t(0))
+        guard case .publishDeadLetter(_, let letter)? = lettered.first else {
+            Issue.record("an unknown provider is a dead letter: \(lettered)")
+            return
+        }
+        #expect(letter.reason.code == .unknownProvider)
+        #expect(letter.reason.message.contains("ez-captcha, capsolver"))
+
+        // The image task's own policy polls after 1 s; the others after 10 s.
+        let early = engine.tick(now: t(1))
+        #expect(early == [.call(TaskHandle(index: 0, generation: 0), taskId: "img", clientKey: ClientKey("ez-key"), provider: "ez-captcha")])
+        let later = engine.tick(now: t(10))
+        let calls = later.compactMap { action -> (String, ClientKey, String)? in
+            if case .call(_, let id, let key, let provider) = action { return (id, key, provider) }
+            return nil
+        }
+        #expect(calls.map(\.0).sorted() == ["plain", "re"])
+        #expect(calls.first { $0.0 == "re" }.map { $0.2 == "capsolver" && $0.1 == ClientKey("cs-key") } == true,
+                "the event's provider (any case) picks the route's spelling and key")
+        #expect(calls.first { $0.0 == "plain" }?.2 == "ez-captcha", "no provider: the default")
     }
 }

@@ -44,24 +44,27 @@ extension PollingEngine {
         case .success(let decoded):
             event = decoded
         }
-        if let provider = event.provider, provider.lowercased() != configuration.defaultProvider.lowercased() {
+        guard let route = routes.route(event.provider ?? configuration.defaultProvider) else {
             // Polling it against another provider's API would only produce wrong answers.
             let reason = DeadLetterReason(.unknownProvider,
-                                          "provider '\(provider.prefix(64))' is not configured here (configured: \(configuration.defaultProvider))")
+                                          "provider '\((event.provider ?? configuration.defaultProvider).prefix(64))' is not configured here (configured: \(routes.names.joined(separator: ", ")))")
             let message = DeadLetterMessage(reason: reason, source: record.source, key: record.key, value: record.value, rejectedAt: now)
             pendingDeadLetters[token.partition, default: 0] += 1
             return [.publishDeadLetter(token, message)]
         }
         var context = TaskContext(
             event: event, source: record.source, recordTimestamp: record.source.timestamp ?? now,
-            defaultProvider: configuration.defaultProvider)
+            defaultProvider: route.name)
+        context.provider = route.name // the configured spelling: it picks the client
         // A creation time in the future (producer clock ahead) would stretch the window: clamp it.
         context.createdAt = min(context.createdAt, now)
         context.taskType = interner.intern(context.taskType)
         context.provider = interner.intern(context.provider)
         context.source.topic = interner.intern(context.source.topic)
-        let key = event.clientKey ?? configuration.defaultClientKey
-        let handle = tasks.insert(TaskState(context: context, key: key ?? ClientKey(""), token: token, lastPollAt: now))
+        let key = event.clientKey ?? route.defaultClientKey
+        let policyIndex = routes.policyIndex(route, taskType: context.taskType)
+        let policy = routes.policies[Int(policyIndex)]
+        let handle = tasks.insert(TaskState(context: context, key: key ?? ClientKey(""), token: token, lastPollAt: now, policyIndex: policyIndex))
         var actions: [Action] = []
         if let action = inFlight.added() { actions.append(fetch(action)) }
 
@@ -73,9 +76,9 @@ extension PollingEngine {
             actions.append(fail(handle, reason: .accountError, error: ProviderError(errorCode: trip.errorCode, errorDescription: trip.errorDescription), now: now))
             return actions
         }
-        switch configuration.policy.firstPoll(createdAt: context.createdAt, now: now) {
+        switch policy.firstPoll(createdAt: context.createdAt, now: now) {
         case .pollAt(let at):
-            scheduler.schedule(handle, at: at, priority: configuration.policy.deadline(createdAt: context.createdAt))
+            scheduler.schedule(handle, at: at, priority: policy.deadline(createdAt: context.createdAt))
         case .expire:
             actions.append(fail(handle, reason: .expired, now: now))
         case .exhausted:

@@ -18,7 +18,7 @@ extension PollingEngine {
             case .bannedUntil(let until):
                 // Defer each due task past the ban, or to just after its deadline to fail it then.
                 guard let handle = scheduler.popFirstDue(now: now), var task = tasks[handle] else { continue }
-                let deadline = configuration.policy.deadline(createdAt: task.context.createdAt)
+                let deadline = routes.policies[Int(task.policyIndex)].deadline(createdAt: task.context.createdAt)
                 if now > deadline {
                     actions.append(fail(handle, reason: .expired, error: Self.expiredInBan, now: now))
                     continue
@@ -28,7 +28,7 @@ extension PollingEngine {
                 scheduler.schedule(handle, at: until <= deadline ? until : deadline + .milliseconds(1), priority: deadline)
             case .ready:
                 guard let (handle, due) = scheduler.popFirstDueWithTime(now: now), var task = tasks[handle] else { continue }
-                let deadline = configuration.policy.deadline(createdAt: task.context.createdAt)
+                let deadline = routes.policies[Int(task.policyIndex)].deadline(createdAt: task.context.createdAt)
                 if now > deadline {
                     actions.append(fail(handle, reason: .expired, error: task.deferredByBan ? Self.expiredInBan : nil, now: now))
                     continue
@@ -41,7 +41,7 @@ extension PollingEngine {
                     task.deferredByBan = false
                     tasks[handle] = task
                     pollLateness.record(milliseconds: now.millisecondsSinceEpoch - due.millisecondsSinceEpoch)
-                    actions.append(.call(handle, taskId: task.context.taskId, clientKey: task.key))
+                    actions.append(.call(handle, taskId: task.context.taskId, clientKey: task.key, provider: task.context.provider))
                 case .keyDead(let trip):
                     actions.append(fail(handle, reason: .accountError, error: ProviderError(errorCode: trip.errorCode, errorDescription: trip.errorDescription), now: now))
                 case .retryAt(let at):
@@ -92,7 +92,7 @@ extension PollingEngine {
             }
         }
         task.phase = .waiting
-        let policy = configuration.policy
+        let policy = routes.policies[Int(task.policyIndex)]
         switch outcome {
         case .ready(let solution):
             task.phase = .publishing

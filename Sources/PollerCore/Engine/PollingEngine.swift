@@ -30,6 +30,10 @@ public struct PollingEngine: Sendable {
         public var defaultClientKey: ClientKey?
         /// Provider name written into outputs when the event names none.
         public var defaultProvider = "ez-captcha"
+        /// Every provider polled, each with its policy, task-type policies and key. Empty:
+        /// only `defaultProvider`, with `policy` and `defaultClientKey`. With routes, events
+        /// without a `provider` go to `defaultProvider`, which must be one of them.
+        public var providers: [ProviderRoute] = []
         public var maxInFlight = 10_000
         public var resumeBelow = 8_000
         public var requestsPerSecond = 50.0
@@ -48,8 +52,9 @@ public struct PollingEngine: Sendable {
     }
 
     public enum Action: Hashable, Sendable {
-        /// Call getTaskResult; report the answer with `callCompleted` (with this key).
-        case call(TaskHandle, taskId: String, clientKey: ClientKey)
+        /// Call getTaskResult of `provider` (a route's name); report the answer with
+        /// `callCompleted` (with this key).
+        case call(TaskHandle, taskId: String, clientKey: ClientKey, provider: String)
         /// Produce to the solutions topic (key = taskId); then `published(handle)`.
         case publishSolution(TaskHandle, SolutionMessage)
         /// Produce to the failures topic (key = taskId); then `published(handle)`.
@@ -94,6 +99,8 @@ public struct PollingEngine: Sendable {
         var transientStreak: UInt16 = 0
         var phase: Phase = .waiting
         var deferredByBan = false
+        /// Index of the task's policy in `routes.policies`.
+        var policyIndex: UInt8 = 0
     }
 
     public let configuration: Configuration
@@ -111,6 +118,7 @@ public struct PollingEngine: Sendable {
     var random: SplitMix64
     var slowdown = 1.0
     var interner = StringInterner()
+    let routes: ProviderRoutes
     /// Records that arrived at the in-flight bound (already fetched when the input
     /// paused): untracked, like the backlog still in Kafka, and taken in order by `tick`
     /// when the count falls to the low-water mark. Dropped when their partition goes.
@@ -126,6 +134,7 @@ public struct PollingEngine: Sendable {
             errorBudget: configuration.errorBudget)
         self.inFlight = InFlightGate(highWater: configuration.maxInFlight, lowWater: configuration.resumeBelow)
         self.random = random
+        self.routes = ProviderRoutes(configuration)
         self.offsets = OffsetTracker(maxMetadataBytes: configuration.maxCommitMetadataBytes)
     }
 

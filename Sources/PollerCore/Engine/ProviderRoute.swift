@@ -1,0 +1,64 @@
+import TaskModel
+
+/// One provider this engine polls: an event's `provider` picks it (by name, any case),
+/// and the event's `taskType` may pick a policy of its own (an image captcha is ready
+/// in seconds, an enterprise hCaptcha in a minute). Events naming a provider that has
+/// no route are dead letters (`unknown_provider`).
+public struct ProviderRoute: Sendable, Hashable {
+    public var name: String
+    public var policy: PollingPolicy
+    /// Policies by `taskType` (exact name); other task types use `policy`.
+    public var taskTypePolicies: [String: PollingPolicy]
+    /// The key for this provider's events that carry none.
+    public var defaultClientKey: ClientKey?
+
+    public init(name: String, policy: PollingPolicy, taskTypePolicies: [String: PollingPolicy] = [:], defaultClientKey: ClientKey? = nil) {
+        self.name = name
+        self.policy = policy
+        self.taskTypePolicies = taskTypePolicies
+        self.defaultClientKey = defaultClientKey
+    }
+}
+
+/// The engine's routes, resolved once: provider name → route, and every policy in one
+/// array so a task keeps a one-byte index into it.
+struct ProviderRoutes: Sendable {
+    struct Resolved: Sendable {
+        var name: String
+        var policyIndex: UInt8
+        var taskTypeIndex: [String: UInt8]
+        var defaultClientKey: ClientKey?
+    }
+
+    private(set) var policies: [PollingPolicy] = []
+    private var byName: [String: Resolved] = [:]
+    let names: [String]
+
+    /// `routes` empty: one route from the configuration's own provider, policy and key.
+    init(_ configuration: PollingEngine.Configuration) {
+        let routes = configuration.providers.isEmpty
+            ? [ProviderRoute(name: configuration.defaultProvider, policy: configuration.policy, defaultClientKey: configuration.defaultClientKey)]
+            : configuration.providers
+        names = routes.map(\.name)
+        for route in routes {
+            let index = add(route.policy)
+            var taskTypes: [String: UInt8] = [:]
+            for (taskType, policy) in route.taskTypePolicies { taskTypes[taskType] = add(policy) }
+            byName[route.name.lowercased()] = Resolved(name: route.name, policyIndex: index, taskTypeIndex: taskTypes,
+                                                       defaultClientKey: route.defaultClientKey ?? configuration.defaultClientKey)
+        }
+    }
+
+    private mutating func add(_ policy: PollingPolicy) -> UInt8 {
+        if let existing = policies.firstIndex(of: policy) { return UInt8(existing) }
+        precondition(policies.count < Int(UInt8.max), "ProviderRoutes: at most 255 distinct policies")
+        policies.append(policy)
+        return UInt8(policies.count - 1)
+    }
+
+    func route(_ provider: String) -> Resolved? { byName[provider.lowercased()] }
+
+    func policyIndex(_ route: Resolved, taskType: String?) -> UInt8 {
+        taskType.flatMap { route.taskTypeIndex[$0] } ?? route.policyIndex
+    }
+}
