@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NIOConcurrencyHelpers
+import EmbeddedKafka
 import Kafka
 import Logging
 import NIOPosix
