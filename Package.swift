@@ -25,13 +25,22 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]
         ),
-        // The Swift face of librdkafka. All C calls live here.
+        // The Swift face of librdkafka. All C calls live in its `RDKafka/` folder.
         .target(
             name: "Kafka",
             dependencies: [
                 "CRdKafka",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        // librdkafka's mock cluster as an in-process broker, for tests, `broker`, `demo`
+        // and `bench`; production never links it into its Kafka path.
+        .target(
+            name: "EmbeddedKafka",
+            dependencies: [
+                "Kafka",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The getTaskResult protocol's values: request and response models, provider
@@ -106,6 +115,7 @@ let package = Package(
             dependencies: [
                 "Poller",
                 "Kafka",
+                "EmbeddedKafka",
                 "TaskAPI",
                 "Simulator",
                 .product(name: "Logging", package: "swift-log"),
@@ -121,6 +131,7 @@ let package = Package(
             dependencies: [
                 "Bench",
                 "Kafka",
+                "EmbeddedKafka",
                 "TaskAPI",
                 "Simulator",
                 "Poller",
@@ -136,7 +147,7 @@ let package = Package(
         ),
         // Helpers shared by the test targets (waiting on conditions, locked values).
         .target(name: "TestSupport", dependencies: [.product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport"),
-        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport"]),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "EmbeddedKafka", "TestSupport"]),
         .testTarget(
             name: "TaskAPITests",
             dependencies: [
@@ -153,7 +164,7 @@ let package = Package(
         .testTarget(
             name: "PollerTests",
             dependencies: [
-                "Poller", "PollerCore", "Kafka", "TaskAPI", "TaskModel", "Simulator", "TestSupport",
+                "Poller", "PollerCore", "Kafka", "EmbeddedKafka", "TaskAPI", "TaskModel", "Simulator", "TestSupport",
                 // HTTP GETs against the observability port.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]

@@ -1,5 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
+import EmbeddedKafka
 import Kafka
 import Logging
 import NIOPosix

@@ -1,23 +1,23 @@
-import CRdKafka
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 
 /// A Kafka group consumer over librdkafka.
 ///
 /// - Records arrive in batches through `batches` (one reader).
-/// - The blocking `rd_kafka_consumer_poll` runs on a dedicated thread, never on the
+/// - librdkafka's blocking consumer poll runs on a dedicated thread, never on the
 ///   cooperative pool. The rebalance handler runs synchronously on that thread
 ///   inside librdkafka's rebalance callback: for a revoke, *before* the partitions
 ///   are unassigned, so the application can store final offsets and drop their work.
 /// - Offsets are stored explicitly (`enable.auto.offset.store=false`) and stored
 ///   offsets are auto-committed, or, with auto-commit off, committed explicitly with
-///   `commit(_:)`, metadata included. Explicit commits run one at a time, in the
+///   `commitBlocking(force:_:)`, metadata included. Explicit commits run one at a time, in the
 ///   order they were asked for, also against the ones made in the rebalance handler.
 /// - On an assignment the group's committed offsets and their metadata are read
 ///   first (one OffsetFetch) and handed to the rebalance handler; fetching starts at
 ///   those offsets.
 /// - `close()` must be called: it commits stored offsets and leaves the group.
-public final class KafkaConsumer: @unchecked Sendable {
+public final class KafkaConsumer: Sendable {
     public enum RebalanceEvent: Sendable, Equatable {
         /// Partitions newly assigned to this member, with the group's committed offset
         /// and metadata of each (absent where nothing is committed). `committed` is nil
@@ -29,36 +29,13 @@ public final class KafkaConsumer: @unchecked Sendable {
         case revoked([TopicPartition], lost: Bool)
     }
 
-    public typealias RebalanceHandler = (RebalanceEvent) -> Void
-
-    private enum State {
-        case created
-        case running
-        case closing
-        case closed
-    }
+    public typealias RebalanceHandler = @Sendable (RebalanceEvent) -> Void
 
     public let configuration: KafkaConsumerConfiguration
     let client: RDKafkaClient
-    let consumerQueue: OpaquePointer
     let logger: Logger
     let buffer: RecordBuffer
-
-    // Guarded by `lock`.
-    let lock = NSLock()
-    private var state = State.created
-    var assignment = Set<TopicPartition>()
-    var pausedPartitions = Set<TopicPartition>()
-    var pauseAllAssigned = false
-    var rebalanceHandler: RebalanceHandler?
-    var rebalanceGeneration = 0
-    /// Whether an assignment (even an empty one) has reached this member yet.
-    var hasBeenAssigned = false
-    private var closeWaiters: [CheckedContinuation<Void, Never>] = []
-
-    /// Held for the whole of an explicit commit, from building its offsets to the
-    /// broker's answer: commits never overtake each other.
-    let commitLock = NSLock()
+    /// Lifecycle, assignment, pauses and the group's join state (see `StateMachine`).
     /// Explicit commits wait while the group rebalances. librdkafka 2.0.2 drops the
     /// whole assignment as lost when a commit sent with the old generation gets
     /// ILLEGAL_GENERATION (librdkafka #4059, fixed upstream years later), and the next
@@ -67,78 +44,42 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// which librdkafka reports in its `cgrp` debug log (turned on for this), and
     /// after a commit met a rebalance they wait for the next rebalance callback
     /// (at most the session timeout).
-    let group: GroupState
-
-    var clientHandle: OpaquePointer { client.handle }
-    var clientContext: RDKafkaCallbackContext { client.context }
-    var currentRebalanceGeneration: Int { lock.withLock { rebalanceGeneration } }
-
-    /// Polling thread, after the consumer is closed: wakes every `close()` caller.
-    func markClosed() {
-        let waiters = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
-            state = .closed
-            defer { closeWaiters.removeAll() }
-            return closeWaiters
-        }
-        waiters.forEach { $0.resume() }
-    }
+    let state: NIOLockedValueBox<StateMachine>
+    /// Held for the whole of an explicit commit, from building its offsets to the
+    /// broker's answer: commits never overtake each other.
+    let commitLock = NIOLock()
 
     public init(configuration: KafkaConsumerConfiguration, logger: Logger,
                 eventHandler: KafkaClientEventHandler? = nil) throws {
         self.configuration = configuration
         self.logger = logger
-        self.buffer = RecordBuffer(capacity: configuration.maxBufferedBatches, maxBytes: configuration.maxBufferedBytes)
-        let group = GroupState()
-        self.group = group
+        let buffer = RecordBuffer(capacity: configuration.maxBufferedBatches, maxBytes: configuration.maxBufferedBytes)
+        self.buffer = buffer
+        let state = NIOLockedValueBox(StateMachine(sessionTimeout: .milliseconds(configuration.effectiveSessionTimeoutMs)))
+        self.state = state
+        let rebalancer = Rebalancer(configuration: configuration, logger: logger, state: state, buffer: buffer)
         let context = RDKafkaCallbackContext(logger: logger, eventHandler: eventHandler,
-                                             joinState: { group.joinStateChanged(to: $0) })
-        let client = try RDKafkaClient(kind: .consumer, properties: configuration.rdKafkaProperties,
-                                       context: context) { conf in
-            rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
-                guard let rk, let partitions else { return }
-                if let ctx = RDKafkaCallbackContext.from(opaque), let rebalance = ctx.rebalance {
-                    rebalance(rk, err, partitions)
-                } else {
-                    KafkaConsumer.applyDefaultRebalance(rk, err, partitions)
-                }
-            }
-        }
-        self.client = client
-        rd_kafka_poll_set_consumer(client.handle)
-        self.consumerQueue = rd_kafka_queue_get_consumer(client.handle)
-        context.rebalance = { [weak self] rk, err, partitions in
-            if let self {
-                self.handleRebalance(rk, err, partitions)
-            } else {
-                KafkaConsumer.applyDefaultRebalance(rk, err, partitions)
-            }
-        }
-    }
-
-    deinit {
-        rd_kafka_queue_destroy(consumerQueue)
+                                             joinState: { joinState in state.withLockedValue { $0.joinStateChanged(to: joinState) } },
+                                             rebalance: { rebalancer.handle($0) })
+        self.client = try RDKafkaClient(kind: .consumer, properties: configuration.rdKafkaProperties, context: context)
     }
 
     /// Registers the handler that sees every assignment change. Set it before
     /// `subscribe`; it runs on the polling thread and must not block for long.
     public func setRebalanceHandler(_ handler: @escaping RebalanceHandler) {
-        lock.withLock { rebalanceHandler = handler }
+        state.withLockedValue { $0.setRebalanceHandler(handler) }
     }
 
     /// Subscribes to `topics` and starts the polling thread.
     public func subscribe(topics: [String]) throws {
-        try lock.withLock {
-            guard state == .created else {
-                throw KafkaError(.consumer, "subscribe called twice or after close")
-            }
-            let err = RDKafkaTopicPartitionList.with(topics.map { (TopicPartition($0, RD_KAFKA_PARTITION_UA), 0) }) {
-                rd_kafka_subscribe(client.handle, $0)
-            }
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                throw KafkaError(.consumer, "subscribe to \(topics)", err: err)
-            }
-            state = .running
+        if case .fail(let error) = state.withLockedValue({ $0.subscribe() }) { throw error }
+        do {
+            try client.consumer.subscribe(topics)
+        } catch {
+            if case .finish(let waiters) = state.withLockedValue({ $0.subscribeFailed() }) { finish(waking: waiters) }
+            throw error
         }
+        state.withLockedValue { $0.subscribeSucceeded() }
         let thread = Thread { [self] in pollLoop() }
         thread.name = "ezpoll.kafka-consumer"
         thread.start()
@@ -161,7 +102,7 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     /// The partitions currently assigned to this member.
     public var assignedPartitions: Set<TopicPartition> {
-        lock.withLock { assignment }
+        state.withLockedValue { $0.assignment }
     }
 
     // MARK: Offsets
@@ -175,16 +116,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// not assigned to this member.
     public func storeOffsets(_ offsets: [TopicPartitionOffset]) throws {
         guard !offsets.isEmpty else { return }
-        try RDKafkaTopicPartitionList.with(offsets.map { ($0.topicPartition, $0.offset) }) { list in
-            let err = rd_kafka_offsets_store(client.handle, list)
-            let failed = RDKafkaTopicPartitionList.entries(list).filter { $0.err != RD_KAFKA_RESP_ERR_NO_ERROR }
-            if let first = failed.first {
-                throw KafkaError(.consumer, "store offset \(first.topicPartition)@\(first.offset)", err: first.err)
-            }
-            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                throw KafkaError(.consumer, "store offsets", err: err)
-            }
-        }
+        try client.consumer.storeOffsets(offsets)
     }
 
     /// Commits the offsets `make` returns, with their metadata, and waits for the
@@ -198,27 +130,14 @@ public final class KafkaConsumer: @unchecked Sendable {
     public func commitBlocking(force: Bool = false, _ make: () -> [TopicPartitionOffset]) -> [TopicPartition: KafkaError]? {
         commitLock.lock()
         defer { commitLock.unlock() }
-        if !force, !isInRebalanceCallback,
-           group.commitsHeld(sessionTimeout: Double(configuration.effectiveSessionTimeoutMs) / 1_000) {
-            return nil
-        }
+        let inCallback = isInRebalanceCallback
+        let action = state.withLockedValue { $0.commitRequested(force: force, inRebalanceCallback: inCallback, now: .now) }
+        guard action == .commit else { return nil }
         let offsets = make()
         guard !offsets.isEmpty else { return [:] }
-        let failed = RDKafkaTopicPartitionList.with(offsets: offsets) { list in
-            let err = rd_kafka_commit(client.handle, list, 0)
-            var failed: [TopicPartition: KafkaError] = [:]
-            for entry in RDKafkaTopicPartitionList.entries(list) where entry.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                failed[entry.topicPartition] = KafkaError(.consumer, "commit \(entry.topicPartition)@\(entry.offset)", err: entry.err)
-            }
-            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                for entry in offsets where failed[entry.topicPartition] == nil {
-                    failed[entry.topicPartition] = KafkaError(.consumer, "commit \(entry)", err: err)
-                }
-            }
-            return failed
-        }
-        if failed.values.contains(where: \.isRebalanceConflict), !isInRebalanceCallback {
-            group.metRebalance()
+        let failed = client.consumer.commit(offsets)
+        let metRebalance = failed.values.contains(where: \.isRebalanceConflict)
+        if state.withLockedValue({ $0.commitFinished(metRebalance: metRebalance, inRebalanceCallback: inCallback, now: .now) }) {
             logger.info("commit met a group rebalance: commits wait for it to end")
         }
         return failed
@@ -229,9 +148,8 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// so its final commit carries a current generation and is not refused.
     /// Returns whether commits are allowed.
     public func waitUntilCommitsAllowed(timeout: Duration) async -> Bool {
-        let sessionTimeout = Double(configuration.effectiveSessionTimeoutMs) / 1_000
         let deadline = ContinuousClock.now + timeout
-        while group.commitsHeld(sessionTimeout: sessionTimeout) {
+        while state.withLockedValue({ $0.commitsHeld(now: .now) }) {
             guard ContinuousClock.now < deadline else { return false }
             try? await Task.sleep(for: .milliseconds(20))
         }
@@ -242,17 +160,6 @@ public final class KafkaConsumer: @unchecked Sendable {
     var isInRebalanceCallback: Bool { Thread.current.threadDictionary[Self.rebalanceThreadKey] != nil }
     static let rebalanceThreadKey = "ezpoll.kafka.in-rebalance-callback"
 
-    /// Commits the stored offsets now and waits for the broker's answer.
-    public func commit() async throws {
-        let client = self.client
-        try await Blocking.run {
-            let err = rd_kafka_commit(client.handle, nil, 0)
-            if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
-                throw KafkaError(.consumer, "commit", err: err)
-            }
-        }
-    }
-
     /// The group's committed offsets for `partitions` (nil where nothing is committed).
     public func committedOffsets(for partitions: [TopicPartition], timeoutMs: Int32 = 10_000) async throws -> [TopicPartition: Int64?] {
         let committed = try await committed(for: partitions, timeoutMs: timeoutMs)
@@ -261,28 +168,8 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     /// The group's committed offsets with their metadata; partitions with nothing committed are absent.
     public func committed(for partitions: [TopicPartition], timeoutMs: Int32 = 10_000) async throws -> [TopicPartition: TopicPartitionOffset] {
-        try await Blocking.run { [self] in try committedBlocking(partitions, timeoutMs: timeoutMs) }
-    }
-
-    /// Blocks for the broker's answer (also inside the rebalance callback).
-    func committedBlocking(_ partitions: [TopicPartition], timeoutMs: Int32) throws -> [TopicPartition: TopicPartitionOffset] {
-        try RDKafkaTopicPartitionList.with(partitions.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) }) { list in
-            let err = rd_kafka_committed(client.handle, list, timeoutMs)
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                throw KafkaError(.consumer, "committed offsets", err: err)
-            }
-            let metadata = RDKafkaTopicPartitionList.metadata(list)
-            var result: [TopicPartition: TopicPartitionOffset] = [:]
-            for entry in RDKafkaTopicPartitionList.entries(list) {
-                if entry.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    throw KafkaError(.consumer, "committed offset of \(entry.topicPartition)", err: entry.err)
-                }
-                guard entry.offset >= 0 else { continue }
-                result[entry.topicPartition] = TopicPartitionOffset(entry.topicPartition, offset: entry.offset,
-                                                                    metadata: metadata[entry.topicPartition])
-            }
-            return result
-        }
+        let client = self.client
+        return try await Blocking.run { try client.consumer.committed(partitions, timeoutMs: timeoutMs) }
     }
 
     // MARK: Pause and resume
@@ -290,53 +177,31 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Stops fetching these partitions until `resume`. Survives rebalances: a paused
     /// partition that is revoked and assigned again comes back paused.
     public func pause(_ partitions: [TopicPartition]) {
-        let assigned = lock.withLock { () -> [TopicPartition] in
-            pausedPartitions.formUnion(partitions)
-            return partitions.filter { assignment.contains($0) }
-        }
-        setPaused(assigned, paused: true)
+        setPaused(state.withLockedValue { $0.pause(partitions) }, paused: true)
     }
 
     /// Fetches these partitions again (unless every partition is paused by `pauseAll`).
     public func resume(_ partitions: [TopicPartition]) {
-        let assigned = lock.withLock { () -> [TopicPartition] in
-            pausedPartitions.subtract(partitions)
-            return pauseAllAssigned ? [] : partitions.filter { assignment.contains($0) }
-        }
-        setPaused(assigned, paused: false)
+        setPaused(state.withLockedValue { $0.resume(partitions) }, paused: false)
     }
 
     /// Pauses every assigned partition and every partition assigned later, until `resumeAll`.
     public func pauseAll() {
-        let assigned = lock.withLock { () -> [TopicPartition] in
-            pauseAllAssigned = true
-            return Array(assignment)
-        }
-        setPaused(assigned, paused: true)
+        setPaused(state.withLockedValue { $0.pauseAll() }, paused: true)
     }
 
     /// Ends `pauseAll`; partitions paused one by one stay paused.
     public func resumeAll() {
-        let toResume = lock.withLock { () -> [TopicPartition] in
-            pauseAllAssigned = false
-            return assignment.filter { !pausedPartitions.contains($0) }
-        }
-        setPaused(toResume, paused: false)
+        setPaused(state.withLockedValue { $0.resumeAll() }, paused: false)
     }
 
     /// Whether records of `partition` are held back right now.
     public func isPaused(_ partition: TopicPartition) -> Bool {
-        lock.withLock { pauseAllAssigned || pausedPartitions.contains(partition) }
+        state.withLockedValue { $0.isPaused(partition) }
     }
 
-    func setPaused(_ partitions: [TopicPartition], paused: Bool) {
-        guard !partitions.isEmpty else { return }
-        RDKafkaTopicPartitionList.with(partitions.map { ($0, 0) }) { list in
-            let err = paused ? rd_kafka_pause_partitions(client.handle, list) : rd_kafka_resume_partitions(client.handle, list)
-            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                logger.warning("\(paused ? "pause" : "resume") \(partitions): \(String(cString: rd_kafka_err2str(err)))")
-            }
-        }
+    private func setPaused(_ partitions: [TopicPartition], paused: Bool) {
+        client.consumer.setPaused(partitions, paused: paused, logger: logger)
     }
 
     // MARK: Close
@@ -344,32 +209,22 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Commits stored offsets, leaves the group (so another member takes the
     /// partitions at once) and ends `batches`. Safe to call more than once.
     public func close() async {
-        let mustWait: Bool = lock.withLock {
-            switch state {
-            case .created:
-                state = .closed
-                return false
-            case .running:
-                state = .closing
-                return true
-            case .closing:
-                return true
-            case .closed:
-                return false
-            }
-        }
-        guard mustWait else {
-            buffer.finish()
+        switch state.withLockedValue({ $0.close() }) {
+        case .none:
             return
-        }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let closed = lock.withLock { () -> Bool in
-                if state == .closed { return true }
-                closeWaiters.append(continuation)
-                return false
+        case .finish(let waiters):
+            finish(waking: waiters)
+        case .stopPollingAndWait:
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                if !state.withLockedValue({ $0.addCloseWaiter(continuation) }) { continuation.resume() }
+                buffer.requestClose()
             }
-            if closed { continuation.resume() }
-            buffer.requestClose()
         }
+    }
+
+    /// Ends `batches` and wakes `close()` callers.
+    func finish(waking waiters: [CheckedContinuation<Void, Never>]) {
+        buffer.finish()
+        waiters.forEach { $0.resume() }
     }
 }

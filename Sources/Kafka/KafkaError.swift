@@ -1,7 +1,5 @@
-import CRdKafka
-
 /// An error from the Kafka layer. `code` is stable and safe to match on; `message`
-/// is for people. `rdKafkaCode` is librdkafka's `rd_kafka_resp_err_t` when there was one.
+/// is for people. `rdKafkaCode` is librdkafka's error code when there was one.
 public struct KafkaError: Error, CustomStringConvertible, Sendable, Equatable {
     public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
         public let rawValue: String
@@ -36,19 +34,5 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable, Equatable {
         self.rdKafkaCode = rdKafkaCode
     }
 
-    init(_ code: Code, _ context: String, err: rd_kafka_resp_err_t) {
-        let name = String(cString: rd_kafka_err2name(err))
-        let text = String(cString: rd_kafka_err2str(err))
-        self.init(code, "\(context): \(name): \(text)", rdKafkaCode: err.rawValue)
-    }
-
     public var description: String { "KafkaError(\(code)): \(message)" }
-
-    /// The group is rebalancing or moved on to a new generation (REBALANCE_IN_PROGRESS,
-    /// ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID): commit again after the rebalance.
-    public var isRebalanceConflict: Bool {
-        guard let raw = rdKafkaCode else { return false }
-        return [RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS, RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION,
-                RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID].contains { $0.rawValue == raw }
-    }
 }

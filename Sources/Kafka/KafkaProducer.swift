@@ -1,42 +1,38 @@
-import CRdKafka
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 
 /// A Kafka producer over librdkafka: idempotent by default, one delivery result per
 /// record, and backpressure when librdkafka's queue is full (the sender waits for a
 /// delivery to free room: no drop, no spin).
 ///
-/// A dedicated thread serves delivery reports (`rd_kafka_poll`, which wakes on
+/// A dedicated thread serves delivery reports (librdkafka's poll, which wakes on
 /// events rather than on a timer). Call `close()` before dropping the producer.
-public final class KafkaProducer: @unchecked Sendable {
+public final class KafkaProducer: Sendable {
     public typealias Completion = @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void
+
+    private struct State {
+        var closed = false
+        var pollThreadDone: CheckedContinuation<Void, Never>?
+        var stopPolling = false
+        var pollThreadFinished = false
+    }
 
     public let configuration: KafkaProducerConfiguration
     let client: RDKafkaClient
     private let logger: Logger
     private let room = RoomSignal()
-    private let lock = NSLock()
-    private var closed = false
-    private var pollThreadDone: CheckedContinuation<Void, Never>?
-    private var stopPolling = false
-    private var pollThreadFinished = false
+    private let state = NIOLockedValueBox(State())
 
     public init(configuration: KafkaProducerConfiguration, logger: Logger,
                 eventHandler: KafkaClientEventHandler? = nil) throws {
         self.configuration = configuration
         self.logger = logger
-        let context = RDKafkaCallbackContext(logger: logger, eventHandler: eventHandler)
-        context.delivery = { [room] message in
-            KafkaProducer.deliver(message)
+        let context = RDKafkaCallbackContext(logger: logger, eventHandler: eventHandler, delivery: { [room] opaque, result in
+            if let opaque { Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue().completion(result) }
             room.signal()
-        }
-        self.client = try RDKafkaClient(kind: .producer, properties: configuration.rdKafkaProperties,
-                                        context: context) { conf in
-            rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
-                guard let message, let ctx = RDKafkaCallbackContext.from(opaque) else { return }
-                ctx.delivery?(message)
-            }
-        }
+        })
+        self.client = try RDKafkaClient(kind: .producer, properties: configuration.rdKafkaProperties, context: context)
         let thread = Thread { [self] in pollLoop() }
         thread.name = "ezpoll.kafka-producer"
         thread.start()
@@ -56,85 +52,33 @@ public final class KafkaProducer: @unchecked Sendable {
         let box = Unmanaged.passRetained(DeliveryBox(completion))
         while true {
             let generation = room.generation
-            let err = produce(record, opaque: box.toOpaque())
-            if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
-            if err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !isClosed {
+            guard let error = client.produce(record, opaque: box.toOpaque()) else { return }
+            if error.isQueueFull && !isClosed {
                 await room.wait(whileGenerationIs: generation)
                 continue
             }
             box.release()
-            throw KafkaError(.delivery, "produce to \(record.topic)", err: err)
+            throw error
         }
     }
 
-    private var isClosed: Bool { lock.withLock { closed } }
-
-    private func produce(_ record: KafkaOutgoingRecord, opaque: UnsafeMutableRawPointer) -> rd_kafka_resp_err_t {
-        var headers: OpaquePointer?
-        if !record.headers.isEmpty {
-            headers = rd_kafka_headers_new(record.headers.count)
-            for header in record.headers {
-                if let value = header.value {
-                    value.withUnsafeBytes { _ = rd_kafka_header_add(headers, header.name, -1, $0.baseAddress, $0.count) }
-                } else {
-                    _ = rd_kafka_header_add(headers, header.name, -1, nil, 0)
-                }
-            }
-        }
-        let err = Self.withOptionalBytes(record.key) { key in
-            Self.withOptionalBytes(record.value) { value in
-                ezpoll_produce(client.handle, record.topic, record.partition ?? RD_KAFKA_PARTITION_UA,
-                               key.baseAddress, key.count, value.baseAddress, value.count, headers, opaque)
-            }
-        }
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR, let headers {
-            rd_kafka_headers_destroy(headers)
-        }
-        return err
-    }
-
-    /// A null buffer for nil (a null key or value); an empty array stays non-null.
-    private static func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        guard let bytes else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-        if bytes.isEmpty {
-            var zero: UInt8 = 0
-            return withUnsafeBytes(of: &zero) { body(UnsafeRawBufferPointer(start: $0.baseAddress, count: 0)) }
-        }
-        return bytes.withUnsafeBytes(body)
-    }
-
-    private static func deliver(_ message: UnsafePointer<rd_kafka_message_t>) {
-        let m = message.pointee
-        guard let opaque = m._private else { return }
-        let box = Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue()
-        let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
-        if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-            box.completion(.success(KafkaDeliveryReport(topic: topic, partition: m.partition, offset: m.offset)))
-        } else {
-            box.completion(.failure(KafkaError(.delivery, "deliver to \(topic)[\(m.partition)]", err: m.err)))
-        }
-    }
+    private var isClosed: Bool { state.withLockedValue { $0.closed } }
 
     /// Records queued or in flight in librdkafka.
-    public var outstanding: Int { Int(rd_kafka_outq_len(client.handle)) }
+    public var outstanding: Int { client.outstanding }
 
     /// Waits until every queued record has a delivery result, at most `timeoutMs`.
     public func flush(timeoutMs: Int32 = 30_000) async throws {
         let client = self.client
-        try await Blocking.run {
-            let err = rd_kafka_flush(client.handle, timeoutMs)
-            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                throw KafkaError(.delivery, "flush (\(rd_kafka_outq_len(client.handle)) records left)", err: err)
-            }
-        }
+        try await Blocking.run { try client.flush(timeoutMs: timeoutMs) }
     }
 
     /// Flushes (at most `timeoutMs`), fails whatever is still queued so no caller
     /// waits forever, and stops the delivery thread. Safe to call more than once.
     public func close(timeoutMs: Int32 = 30_000) async {
-        let first = lock.withLock { () -> Bool in
-            defer { closed = true }
-            return !closed
+        let first = state.withLockedValue { state -> Bool in
+            defer { state.closed = true }
+            return !state.closed
         }
         if first {
             do {
@@ -142,18 +86,15 @@ public final class KafkaProducer: @unchecked Sendable {
             } catch {
                 logger.error("producer close: \(error); purging the rest")
                 let client = self.client
-                _ = try? await Blocking.run {
-                    rd_kafka_purge(client.handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
-                    _ = rd_kafka_flush(client.handle, 5_000)
-                }
+                _ = try? await Blocking.run { client.purgeAndFlush() }
             }
             room.signal()
         }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let done = lock.withLock { () -> Bool in
-                stopPolling = true
-                if pollThreadFinished { return true }
-                pollThreadDone = continuation
+            let done = state.withLockedValue { state -> Bool in
+                state.stopPolling = true
+                if state.pollThreadFinished { return true }
+                state.pollThreadDone = continuation
                 return false
             }
             if done { continuation.resume() }
@@ -161,38 +102,41 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 
     private func pollLoop() {
-        while !lock.withLock({ stopPolling }) {
-            rd_kafka_poll(client.handle, 100)
+        while !state.withLockedValue({ $0.stopPolling }) {
+            client.poll(timeoutMs: 100)
         }
-        let waiter = lock.withLock { () -> CheckedContinuation<Void, Never>? in
-            pollThreadFinished = true
-            defer { pollThreadDone = nil }
-            return pollThreadDone
+        let waiter = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+            state.pollThreadFinished = true
+            defer { state.pollThreadDone = nil }
+            return state.pollThreadDone
         }
         waiter?.resume()
     }
 }
 
 /// The per-record context passed through librdkafka as the message opaque.
-final class DeliveryBox {
+final class DeliveryBox: Sendable {
     let completion: KafkaProducer.Completion
     init(_ completion: @escaping KafkaProducer.Completion) { self.completion = completion }
 }
 
 /// Wakes senders that found librdkafka's queue full once a delivery frees room.
 /// The generation closes the race between "queue full" and "a delivery just happened".
-final class RoomSignal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var _generation: UInt64 = 0
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+final class RoomSignal: Sendable {
+    private struct State {
+        var generation: UInt64 = 0
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
 
-    var generation: UInt64 { lock.withLock { _generation } }
+    private let state = NIOLockedValueBox(State())
+
+    var generation: UInt64 { state.withLockedValue { $0.generation } }
 
     func wait(whileGenerationIs generation: UInt64) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let ready = lock.withLock { () -> Bool in
-                if _generation != generation { return true }
-                waiters.append(continuation)
+            let ready = state.withLockedValue { state -> Bool in
+                if state.generation != generation { return true }
+                state.waiters.append(continuation)
                 return false
             }
             if ready { continuation.resume() }
@@ -200,35 +144,38 @@ final class RoomSignal: @unchecked Sendable {
     }
 
     func signal() {
-        let woken = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
-            _generation &+= 1
-            defer { waiters.removeAll() }
-            return waiters
+        let woken = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
+            state.generation &+= 1
+            defer { state.waiters.removeAll() }
+            return state.waiters
         }
         woken.forEach { $0.resume() }
     }
 }
 
 /// One delivery result that a single caller awaits.
-final class DeliveryPromise: @unchecked Sendable {
-    private let lock = NSLock()
-    private var result: Result<KafkaDeliveryReport, KafkaError>?
-    private var waiter: CheckedContinuation<KafkaDeliveryReport, Error>?
+final class DeliveryPromise: Sendable {
+    private struct State {
+        var result: Result<KafkaDeliveryReport, KafkaError>?
+        var waiter: CheckedContinuation<KafkaDeliveryReport, Error>?
+    }
+
+    private let state = NIOLockedValueBox(State())
 
     func fulfil(_ result: Result<KafkaDeliveryReport, KafkaError>) {
-        let waiter = lock.withLock { () -> CheckedContinuation<KafkaDeliveryReport, Error>? in
-            self.result = result
-            defer { self.waiter = nil }
-            return self.waiter
+        let waiter = state.withLockedValue { state -> CheckedContinuation<KafkaDeliveryReport, Error>? in
+            state.result = result
+            defer { state.waiter = nil }
+            return state.waiter
         }
         waiter?.resume(with: result.mapError { $0 as Error })
     }
 
     func value() async throws -> KafkaDeliveryReport {
         try await withCheckedThrowingContinuation { continuation in
-            let ready = lock.withLock { () -> Result<KafkaDeliveryReport, KafkaError>? in
-                if result == nil { waiter = continuation }
-                return result
+            let ready = state.withLockedValue { state -> Result<KafkaDeliveryReport, KafkaError>? in
+                if state.result == nil { state.waiter = continuation }
+                return state.result
             }
             if let ready { continuation.resume(with: ready.mapError { $0 as Error }) }
         }

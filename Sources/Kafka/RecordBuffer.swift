@@ -4,6 +4,8 @@ import Foundation
 /// batches of records, bounded in batches and in bytes (keys, values, headers), so
 /// large values cannot pile up. The polling thread waits (on a condition variable,
 /// not a sleep) when the application falls behind; the application awaits batches.
+// @unchecked: every var is guarded by `condition`, an NSCondition (the polling thread
+// must block on it in `waitForRoom`), and the compiler cannot see that guarding.
 final class RecordBuffer: @unchecked Sendable {
     private let condition = NSCondition()
     private var batches: [(records: [KafkaRecord], bytes: Int)] = []

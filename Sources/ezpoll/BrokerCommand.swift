@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import EmbeddedKafka
 import Kafka
 import Logging
 import ServiceLifecycle

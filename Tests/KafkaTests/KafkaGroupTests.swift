@@ -1,4 +1,5 @@
 import Foundation
+import EmbeddedKafka
 import Kafka
 import Logging
 import Testing

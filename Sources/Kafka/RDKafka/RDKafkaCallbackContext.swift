@@ -5,23 +5,31 @@ import Logging
 ///
 /// Lifetime: `RDKafkaClient` retains this object for as long as its `rd_kafka_t`
 /// exists and releases it only after `rd_kafka_destroy` has returned, so a callback
-/// can never see a freed context. The closures set here capture their owners weakly,
-/// so the context never keeps a consumer or producer alive.
-final class RDKafkaCallbackContext: @unchecked Sendable {
+/// can never see a freed context. Every closure is fixed at creation, before
+/// `rd_kafka_new`, so no callback thread can see one change; none of them captures
+/// the consumer or producer that owns the client.
+final class RDKafkaCallbackContext: Sendable {
+    typealias Rebalance = @Sendable (RDKafkaRebalance) -> Void
+    typealias Delivery = @Sendable (_ opaque: UnsafeMutableRawPointer?, Result<KafkaDeliveryReport, KafkaError>) -> Void
+
     let logger: Logger
     let eventHandler: KafkaClientEventHandler?
-    /// Set once before the client starts polling; read on the polling thread.
-    var rebalance: ((OpaquePointer, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> Void)?
-    /// Set once at creation; called on whichever thread serves delivery reports.
-    var delivery: ((UnsafePointer<rd_kafka_message_t>) -> Void)?
-    /// Fixed at creation: the consumer group's join state after each change
-    /// ("steady", "wait-join", ...), read from librdkafka's `cgrp` debug log.
+    /// A consumer's rebalances; runs on the polling thread. Nil: librdkafka assigns itself.
+    let rebalance: Rebalance?
+    /// A producer's delivery reports with each record's opaque; runs on whichever
+    /// thread serves delivery reports.
+    let delivery: Delivery?
+    /// The consumer group's join state after each change ("steady", "wait-join", ...),
+    /// read from librdkafka's `cgrp` debug log.
     let joinState: (@Sendable (String) -> Void)?
 
-    init(logger: Logger, eventHandler: KafkaClientEventHandler?, joinState: (@Sendable (String) -> Void)? = nil) {
+    init(logger: Logger, eventHandler: KafkaClientEventHandler?, joinState: (@Sendable (String) -> Void)? = nil,
+         rebalance: Rebalance? = nil, delivery: Delivery? = nil) {
         self.logger = logger
         self.eventHandler = eventHandler
         self.joinState = joinState
+        self.rebalance = rebalance
+        self.delivery = delivery
     }
 
     static func from(_ opaque: UnsafeMutableRawPointer?) -> RDKafkaCallbackContext? {

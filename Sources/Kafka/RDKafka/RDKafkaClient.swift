@@ -6,6 +6,8 @@ import Logging
 /// Lifetime: the handle is destroyed in `deinit`, then the context is released, so
 /// the context outlives every callback. Whoever polls the handle (a consumer or
 /// producer thread) holds a strong reference to this object while it polls.
+// @unchecked: `handle` is an opaque C pointer, which Swift cannot check; librdkafka
+// documents `rd_kafka_t` as safe to call from any thread, and nothing else here changes.
 final class RDKafkaClient: @unchecked Sendable {
     enum Kind {
         case consumer
@@ -14,14 +16,18 @@ final class RDKafkaClient: @unchecked Sendable {
 
     let handle: OpaquePointer
     let context: RDKafkaCallbackContext
+    /// A consumer's queue (nil for a producer): records and events after
+    /// `rd_kafka_poll_set_consumer`, read in batches by the polling thread.
+    let consumerQueue: OpaquePointer?
     private let retainedContext: Unmanaged<RDKafkaCallbackContext>
     private let destroyFlags: Int32
 
     /// Creates a handle from `properties`. Any property librdkafka rejects throws an
     /// error naming that key, and the `rd_kafka_conf_t` is destroyed on every failure
-    /// path (librdkafka takes ownership only when `rd_kafka_new` succeeds).
-    init(kind: Kind, properties: [(String, String)], context: RDKafkaCallbackContext,
-         configure: (OpaquePointer) -> Void = { _ in }) throws {
+    /// path (librdkafka takes ownership only when `rd_kafka_new` succeeds). The
+    /// context's rebalance and delivery closures, when given, become the handle's
+    /// rebalance and delivery-report callbacks.
+    init(kind: Kind, properties: [(String, String)], context: RDKafkaCallbackContext) throws {
         guard let conf = rd_kafka_conf_new() else {
             throw KafkaError(.clientCreation, "rd_kafka_conf_new failed")
         }
@@ -44,7 +50,18 @@ final class RDKafkaClient: @unchecked Sendable {
             guard let ctx = RDKafkaCallbackContext.from(opaque) else { return }
             ctx.error(client: rk, err: rd_kafka_resp_err_t(err), reason: reason.map { String(cString: $0) } ?? "")
         }
-        configure(conf)
+        if context.rebalance != nil {
+            rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
+                guard let rk, let partitions, let rebalance = RDKafkaCallbackContext.from(opaque)?.rebalance else { return }
+                rebalance(RDKafkaRebalance(consumer: RDKafkaConsumerHandle(rk: rk), err: err, list: partitions))
+            }
+        }
+        if context.delivery != nil {
+            rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
+                guard let message, let delivery = RDKafkaCallbackContext.from(opaque)?.delivery else { return }
+                delivery(message.pointee._private, RDKafkaClient.deliveryResult(message.pointee))
+            }
+        }
         let type = kind == .consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER
         guard let rk = rd_kafka_new(type, conf, &errstr, errstr.count) else {
             rd_kafka_conf_destroy(conf)
@@ -57,12 +74,22 @@ final class RDKafkaClient: @unchecked Sendable {
         // A consumer is closed explicitly (KafkaConsumer.close) on its polling thread;
         // destroy must not run a second close from another thread.
         self.destroyFlags = kind == .consumer ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0
+        if kind == .consumer {
+            rd_kafka_poll_set_consumer(rk)
+            self.consumerQueue = rd_kafka_queue_get_consumer(rk)
+        } else {
+            self.consumerQueue = nil
+        }
     }
 
     deinit {
+        if let consumerQueue { rd_kafka_queue_destroy(consumerQueue) }
         rd_kafka_destroy_flags(handle, destroyFlags)
         retainedContext.release()
     }
+
+    /// The consumer calls on this handle.
+    var consumer: RDKafkaConsumerHandle { RDKafkaConsumerHandle(rk: handle) }
 }
 
 extension String {

@@ -1,0 +1,77 @@
+import CRdKafka
+
+/// Reads a consumer's records in batches: blocks for the first message (or an event
+/// such as a rebalance, served through the callbacks), then takes whatever else is
+/// already queued without waiting. Each message is copied into a `KafkaRecord` and
+/// destroyed; message errors other than end-of-partition go to the client's error
+/// callback. Used by the polling thread only.
+final class RDKafkaRecordPoller {
+    private let client: RDKafkaClient
+    private let maxBatch: Int
+    private let messages: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>
+
+    init(client: RDKafkaClient, maxBatch: Int) {
+        precondition(client.consumerQueue != nil, "records are polled from a consumer")
+        self.client = client
+        self.maxBatch = max(1, maxBatch)
+        self.messages = .allocate(capacity: self.maxBatch)
+    }
+
+    deinit { messages.deallocate() }
+
+    /// The next batch (at most `maxBatch` messages); nil when nothing arrived within
+    /// `timeoutMs`, empty when only errors or partition ends did.
+    func poll(timeoutMs: Int32) -> [KafkaRecord]? {
+        guard let first = rd_kafka_consumer_poll(client.handle, timeoutMs) else { return nil }
+        var records: [KafkaRecord] = []
+        records.reserveCapacity(min(maxBatch, 256))
+        collect(first, into: &records)
+        if maxBatch > 1, let queue = client.consumerQueue {
+            let count = rd_kafka_consume_batch_queue(queue, 0, messages, maxBatch - 1)
+            if count > 0 {
+                for i in 0..<count {
+                    if let message = messages[i] { collect(message, into: &records) }
+                }
+            }
+        }
+        return records
+    }
+
+    /// Converts one message to a record (or reports its error) and destroys it.
+    private func collect(_ message: UnsafeMutablePointer<rd_kafka_message_t>, into records: inout [KafkaRecord]) {
+        defer { rd_kafka_message_destroy(message) }
+        let m = message.pointee
+        guard m.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            if m.err != RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
+                client.context.error(client: nil, err: m.err, reason: "consume \(topic)[\(m.partition)]: \(rdKafkaErrorText(m.err))")
+            }
+            return
+        }
+        let topic = String(cString: rd_kafka_topic_name(m.rkt))
+        let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
+        let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) }
+        var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let timestamp = rd_kafka_message_timestamp(message, &timestampType)
+        records.append(KafkaRecord(topic: topic, partition: m.partition, offset: m.offset,
+                                   key: key, value: value, headers: Self.headers(of: message),
+                                   timestampMs: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp))
+    }
+
+    private static func headers(of message: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {
+        var hdrs: OpaquePointer?
+        guard rd_kafka_message_headers(message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return [] }
+        var result: [KafkaHeader] = []
+        var index = 0
+        var name: UnsafePointer<CChar>?
+        var value: UnsafeRawPointer?
+        var size = 0
+        while rd_kafka_header_get_all(hdrs, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+            let headerName = name.map { String(cString: $0) } ?? ""
+            let bytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }
+            result.append(KafkaHeader(name: headerName, value: bytes))
+            index += 1
+        }
+        return result
+    }
+}
