@@ -73,7 +73,7 @@ public final class BenchHarness: Sendable {
         }
     }
 
-    func startPipeline(timeScale: Double, maxInFlight: Int, rateLimit: Double) throws -> (Pipeline, Pipeline.Configuration) {
+    func startPipeline(timeScale: Double, maxInFlight: Int, rateLimit: Double, adaptive: Bool = true) throws -> (Pipeline, Pipeline.Configuration) {
         var settings = PipelineSettings(profile: client.profile, brokers: cluster.bootstrapServers)
         settings.groupID = "ezpoll-bench"
         settings.topics = topics
@@ -87,6 +87,7 @@ public final class BenchHarness: Sendable {
         // tasks), past what `ezpoll run` would allow for the rate limit.
         settings.maxInFlight = maxInFlight
         settings.capInFlightToBudget = false
+        settings.adaptiveInFlight = adaptive
         settings.kafkaProperties = options.kafkaProperties
         var configuration = settings.configuration
         configuration.consumer.fetchWaitMaxMs = 10
@@ -279,7 +280,7 @@ public final class BenchHarness: Sendable {
         let baseline = ProcessMetrics.rssKiB
         let peakReset = ProcessMetrics.resetPeakRSS()
         // A modest call rate: the point is the in-flight table, not the HTTP load.
-        let (pipeline, settings) = try startPipeline(timeScale: 1, maxInFlight: target + 10_000, rateLimit: min(c.rateLimit, 1_000))
+        let (pipeline, settings) = try startPipeline(timeScale: 1, maxInFlight: target + 10_000, rateLimit: min(c.rateLimit, 1_000), adaptive: false)
         let ticker = ProgressTicker { elapsed in
             String(format: "%5.1fs  in flight %d / %d  consumed %d  RSS %.1f MiB", elapsed, pipeline.inFlight, target,
                    pipeline.snapshot.recordsConsumed, Double(ProcessMetrics.rssKiB) / 1024)

@@ -502,7 +502,7 @@ public final class Pipeline: Service, Sendable {
     }
 
     /// One key's rate limit is shared by the group: this member's share is its input
-    /// partitions over all of them (eager rebalancing spreads them evenly; a member's
+    /// partitions over all of them (the assignor spreads them evenly; a member's
     /// tasks come only from its partitions). Runs in the rebalance callback; the
     /// partition count comes from a metadata request on assignment.
     private func updateCallShare(lookUpPartitions: Bool) {

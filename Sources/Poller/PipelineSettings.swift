@@ -37,6 +37,10 @@ public struct PipelineSettings: Sendable {
     /// beyond it the input pauses and the backlog waits in Kafka. The bench's memory mode
     /// turns it off to hold 200,000 tasks on purpose.
     public var capInFlightToBudget = true
+    /// Lower the in-flight bound while polls start late, raise it back while they start on
+    /// time (`PollingEngine.Configuration.adaptiveInFlight`). The bench's memory mode turns
+    /// it off.
+    public var adaptiveInFlight = true
     public var maxErrorRate = 0.2
     public var maxErrorsPerMinute = 60
     public var commitMetadataMaxBytes = OffsetCommitMetadata.defaultMaxBytes
@@ -119,6 +123,7 @@ public struct PipelineSettings: Sendable {
         engine.defaultProvider = profile.name
         let inFlight = capInFlightToBudget ? min(maxInFlight ?? budgetedInFlight, budgetedInFlight) : (maxInFlight ?? budgetedInFlight)
         engine.maxInFlight = inFlight
+        engine.adaptiveInFlight = adaptiveInFlight
         engine.resumeBelow = inFlight * 9 / 10
         engine.maxConcurrentCalls = maxConcurrentCalls
         engine.requestsPerSecond = rateLimit

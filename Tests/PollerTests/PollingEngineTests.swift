@@ -587,3 +587,43 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
         #expect(calls.first { $0.0 == "plain" }?.2 == "ez-captcha", "no provider: the default")
     }
 }
+
+@Suite struct AdaptiveInFlightTests {
+    @Test func lateStartsLowerTheBoundAndOnTimeStartsRaiseItBack() {
+        var h = EngineHarness(configuration: config {
+            $0.maxInFlight = 100
+            $0.resumeBelow = 90
+            $0.adaptiveInFlight = true
+            $0.maxConcurrentCalls = 1 // one call at a time: the rest start later and later
+            $0.policy = PollingPolicy(initialDelay: .seconds(1), interval: .seconds(2), minInterval: .zero)
+        })
+        for i in 0..<60 {
+            h.script["a\(i)"] = [solved]
+            h.receive(#"{"taskId":"a\#(i)"}"#)
+        }
+        #expect(!h.pausedFetching && h.engine.inFlightLimit == 100)
+        var lowest = 100
+        var pausedAt: Int?
+        var steps = 0
+        while (h.engine.inFlightCount > 0 || !h.pendingCalls.isEmpty), steps < 10_000 {
+            steps += 1
+            h.now = h.now + .milliseconds(250) // each call takes a quarter second
+            h.step()
+            lowest = min(lowest, h.engine.inFlightLimit)
+            if h.pausedFetching, pausedAt == nil { pausedAt = h.engine.inFlightCount }
+        }
+        #expect(lowest < 60, "polls started up to seconds late: the bound fell below the tasks held (\(lowest))")
+        #expect(pausedAt != nil && pausedAt! < 100, "the input paused below maxInFlight")
+        // Nothing late any more: the bound grows back a tenth a second, and the input resumes.
+        for _ in 0..<60 {
+            h.now = h.now + .seconds(1)
+            h.step()
+        }
+        #expect(h.engine.inFlightLimit == 100)
+        #expect(!h.pausedFetching)
+    }
+
+    @Test func offByDefault() {
+        #expect(PollingEngine.Configuration().adaptiveInFlight == false)
+    }
+}

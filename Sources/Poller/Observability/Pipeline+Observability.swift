@@ -26,7 +26,7 @@ extension Pipeline: ObservabilitySource {
     public func refreshMetrics() -> PipelineHealth {
         let now = WallClock.now()
         let state = withEngine { engine in
-            (inFlight: engine.inFlightCount, held: engine.heldInputCount, calls: engine.callsInProgress,
+            (inFlight: engine.inFlightCount, held: engine.heldInputCount, limit: engine.inFlightLimit, calls: engine.callsInProgress,
              paused: engine.isFetchingPaused || engine.heldInputCount > 0,
              bannedUntil: engine.bannedUntil.flatMap { $0 > now ? $0 : nil },
              deadKeys: engine.disabledKeyCount, slowdown: engine.callSlowdown,
@@ -40,6 +40,7 @@ extension Pipeline: ObservabilitySource {
 
         metrics.tasksInFlight.record(state.inFlight)
         metrics.inputHeld.record(state.held)
+        metrics.inFlightLimit.record(state.limit)
         metrics.callsInProgress.record(state.calls)
         metrics.inputPaused.record(state.paused ? 1 : 0)
         metrics.pausedPartitions.record(state.paused ? assigned : 0)

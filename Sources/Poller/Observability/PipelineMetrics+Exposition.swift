@@ -19,6 +19,7 @@ extension PipelineMetrics {
         (Name.kafkaClientEvents, "counter", "Kafka client events (errors, brokers down, fatal), by kind."),
         (Name.tasksInFlight, "gauge", "Tasks held: waiting, in a call or waiting for their output's acknowledgement."),
         (Name.inputHeld, "gauge", "Input records fetched before the input paused at the in-flight bound, waiting untracked (like the backlog in Kafka: not tasks, not committed)."),
+        (Name.inFlightLimit, "gauge", "The in-flight bound now: --max-in-flight, lowered while polls start late and raised back while they start on time."),
         (Name.callsInProgress, "gauge", "getTaskResult calls in progress."),
         (Name.inputPaused, "gauge", "1 while the input is paused (in-flight limit or stopping)."),
         (Name.pausedPartitions, "gauge", "Input partitions paused."),

@@ -30,6 +30,7 @@ public final class PipelineMetrics: Sendable {
         public static let kafkaClientEvents = "ezpoll_kafka_client_events_total"
         public static let tasksInFlight = "ezpoll_tasks_in_flight"
         public static let inputHeld = "ezpoll_input_held_records"
+        public static let inFlightLimit = "ezpoll_in_flight_limit"
         public static let callsInProgress = "ezpoll_calls_in_progress"
         public static let inputPaused = "ezpoll_input_paused"
         public static let pausedPartitions = "ezpoll_paused_partitions"
@@ -91,6 +92,7 @@ public final class PipelineMetrics: Sendable {
     private let accountsDisabledTotal: Counter
     let tasksInFlight: Gauge
     let inputHeld: Gauge
+    let inFlightLimit: Gauge
     let callsInProgress: Gauge
     let inputPaused: Gauge
     let pausedPartitions: Gauge
@@ -180,6 +182,7 @@ public final class PipelineMetrics: Sendable {
         accountsDisabledTotal = counter(Name.accountsDisabledTotal)
         tasksInFlight = gauge(Name.tasksInFlight)
         inputHeld = gauge(Name.inputHeld)
+        inFlightLimit = gauge(Name.inFlightLimit)
         callsInProgress = gauge(Name.callsInProgress)
         inputPaused = gauge(Name.inputPaused)
         pausedPartitions = gauge(Name.pausedPartitions)

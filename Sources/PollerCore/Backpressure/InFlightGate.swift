@@ -1,8 +1,8 @@
 /// Bounded in-flight work with hysteresis: pause the consumer's partitions when
 /// the count reaches `highWater`, resume when it falls to `lowWater`.
 public struct InFlightGate: Hashable, Sendable {
-    public let highWater: Int
-    public let lowWater: Int
+    public private(set) var highWater: Int
+    public private(set) var lowWater: Int
     public private(set) var count = 0
     public private(set) var isPaused = false
 
@@ -33,6 +33,21 @@ public struct InFlightGate: Hashable, Sendable {
         guard isPaused, count <= lowWater else { return nil }
         isPaused = false
         return .resume
+    }
+
+    /// Moves the bound (resume at 90 % of it); pauses or resumes if the count now calls for it.
+    public mutating func setHighWater(_ newHighWater: Int) -> Action? {
+        highWater = max(newHighWater, 1)
+        lowWater = min(highWater - 1, highWater * 9 / 10)
+        if !isPaused, count >= highWater {
+            isPaused = true
+            return .pause
+        }
+        if isPaused, count <= lowWater {
+            isPaused = false
+            return .resume
+        }
+        return nil
     }
 
     /// After a rebalance the consumer resumes nothing by itself: the current

@@ -8,7 +8,8 @@ extension PollingEngine {
     /// Pops one task at a time and stops as soon as the limits block, so a rate
     /// limit or a full permit pool costs nothing per waiting task.
     public mutating func tick(now: Timestamp) -> [Action] {
-        var actions = takeHeld(now: now)
+        var actions = adaptInFlightBound(now: now)
+        actions += takeHeld(now: now)
         for action in gate.tick(now: now) { actions.append(translate(action)) }
         while let next = scheduler.nextDeadline(), next <= now {
             let readiness = gate.readiness(now: now)
@@ -40,7 +41,10 @@ extension PollingEngine {
                     task.lastPollAt = now
                     task.deferredByBan = false
                     tasks[handle] = task
-                    pollLateness.record(milliseconds: now.millisecondsSinceEpoch - due.millisecondsSinceEpoch)
+                    let late = now.millisecondsSinceEpoch - due.millisecondsSinceEpoch
+                    pollLateness.record(milliseconds: late)
+                    latenessMean += (Double(max(0, late)) - latenessMean) / 16
+                    callsSinceAdapt += 1
                     actions.append(.call(handle, taskId: task.context.taskId, clientKey: task.key, provider: task.context.provider))
                 case .keyDead(let trip):
                     actions.append(fail(handle, reason: .accountError, error: ProviderError(errorCode: trip.errorCode, errorDescription: trip.errorDescription), now: now))
@@ -53,6 +57,27 @@ extension PollingEngine {
             }
         }
         return actions
+    }
+
+    /// At most once a second: while polls start late on average (more than half the poll
+    /// interval), the bound drops to 90 % of the tasks held now (never below 10); while
+    /// they start on time (under an eighth), it grows back by a tenth toward `maxInFlight`.
+    mutating func adaptInFlightBound(now: Timestamp) -> [Action] {
+        guard configuration.adaptiveInFlight else { return [] }
+        if let next = nextAdaptAt, now < next { return [] }
+        nextAdaptAt = now + .seconds(1)
+        if callsSinceAdapt == 0 { latenessMean /= 2 } // no calls: nothing is late
+        callsSinceAdapt = 0
+        let threshold = Double(configuration.policy.interval.milliseconds) / 2
+        let floor = min(10, configuration.maxInFlight)
+        var limit = inFlight.highWater
+        if latenessMean > threshold, tasks.count > floor {
+            limit = max(floor, min(limit, tasks.count * 9 / 10))
+        } else if latenessMean < threshold / 4, limit < configuration.maxInFlight {
+            limit = min(configuration.maxInFlight, limit + max(10, limit / 10))
+        }
+        guard limit != inFlight.highWater, let action = inFlight.setHighWater(limit) else { return [] }
+        return [fetch(action)]
     }
 
     /// When `tick` should run next, if nothing else happens first; nil when

@@ -35,6 +35,11 @@ public struct PollingEngine: Sendable {
         /// without a `provider` go to `defaultProvider`, which must be one of them.
         public var providers: [ProviderRoute] = []
         public var maxInFlight = 10_000
+        /// Lower the in-flight bound while polls start late (mean lateness above half the
+        /// poll interval), raise it back while they start on time: when the process or the
+        /// budget cannot keep more tasks on schedule, the input pauses and the backlog
+        /// waits in Kafka instead of every task's polls drifting late.
+        public var adaptiveInFlight = false
         public var resumeBelow = 8_000
         public var requestsPerSecond = 50.0
         public var burst: Double? = nil
@@ -123,6 +128,11 @@ public struct PollingEngine: Sendable {
     /// paused): untracked, like the backlog still in Kafka, and taken in order by `tick`
     /// when the count falls to the low-water mark. Dropped when their partition goes.
     var held = Deque<InputRecord>()
+    /// Mean lateness of recent calls (ms, exponentially weighted) and the calls since
+    /// the bound was last reconsidered (`adaptInFlightBound`).
+    var latenessMean = 0.0
+    var callsSinceAdapt = 0
+    var nextAdaptAt: Timestamp?
     /// How late each call started against its schedule.
     public internal(set) var pollLateness = PollLateness()
 
@@ -142,6 +152,8 @@ public struct PollingEngine: Sendable {
     public var inFlightCount: Int { tasks.count }
     /// Records fetched at the in-flight bound and not taken yet (not tasks: no polls).
     public var heldInputCount: Int { held.count }
+    /// The in-flight bound now (below `maxInFlight` while polls start late).
+    public var inFlightLimit: Int { inFlight.highWater }
     public var isFetchingPaused: Bool { inFlight.isPaused }
     public var callsInProgress: Int { gate.concurrency.inUse }
     /// Until when an IP ban pauses every call, if one does.
