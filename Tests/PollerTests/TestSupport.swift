@@ -1,5 +1,6 @@
 @testable import Poller
 @testable import PollerCore
+import TaskModel
 
 /// Deterministic generator for jitter and fuzzing.
 typealias SeededRandom = SplitMix64
