@@ -1,3 +1,5 @@
+import TaskModel
+
 // RFC 3339 parsing and formatting without Foundation: this sits on the decode
 // hot path and must be exact and allocation-light.
 
@@ -143,5 +145,15 @@ extension Timestamp {
         let day = doy - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+}
+
+extension JSONWriter {
+    /// A member whose value is `value` as an RFC 3339 string.
+    mutating func timestamp(_ name: StaticString, _ value: Timestamp) {
+        key(name)
+        bytes.append(UInt8(ascii: "\""))
+        value.appendRFC3339(to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
     }
 }
