@@ -112,7 +112,9 @@ struct EngineHarness {
 }
 
 func config(_ tweak: (inout PollingEngine.Configuration) -> Void = { _ in }) -> PollingEngine.Configuration {
-    var c = PollingEngine.Configuration()
+    // capmonster's policy (2 s minimum, 100 polls): the timings the tests below work out.
+    var c = PollingEngine.Configuration(profile: .capmonster)
+    c.defaultProvider = "ez-captcha"
     c.defaultClientKey = ClientKey("default-key")
     c.requestsPerSecond = 1000
     c.maxConcurrentCalls = 100

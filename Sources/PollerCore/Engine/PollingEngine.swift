@@ -24,17 +24,17 @@ import TaskModel
 /// at `resumeBelow`.
 public struct PollingEngine: Sendable {
     public struct Configuration: Sendable {
-        public var policy = PollingPolicy()
+        public var policy: PollingPolicy
         /// Used when an event has no clientKey; nil: such tasks fail as `missing_client_key`.
         public var defaultClientKey: ClientKey?
         /// Provider name written into outputs when the event names none.
-        public var defaultProvider = "ez-captcha"
+        public var defaultProvider: String
         public var maxInFlight = 10_000
         public var resumeBelow = 8_000
         public var requestsPerSecond = 50.0
         public var burst: Double? = nil
         public var maxConcurrentCalls = 64
-        public var banDuration: Duration = .seconds(600)
+        public var banDuration: Duration
         public var errorBudget = ErrorBudget()
         /// Consecutive transient errors of one task before it fails as `transient_errors`.
         public var maxTransientAttempts = 10
@@ -43,7 +43,12 @@ public struct PollingEngine: Sendable {
         /// Longest commit metadata (the broker's `offset.metadata.max.bytes`).
         public var maxCommitMetadataBytes = OffsetCommitMetadata.defaultMaxBytes
 
-        public init() {}
+        /// The polling policy, provider name and ban pause come from `profile`.
+        public init(profile: ProviderProfile = .ezCaptcha) {
+            policy = PollingPolicy(profile: profile)
+            defaultProvider = profile.name
+            banDuration = profile.ipBanPause
+        }
     }
 
     public enum Action: Hashable, Sendable {
