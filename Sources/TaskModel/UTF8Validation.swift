@@ -1,6 +1,7 @@
 /// Strict UTF-8 validation (no overlongs, no surrogates, nothing above U+10FFFF)
 /// that says where input stops being UTF-8 (the dead letter names the byte, and a
-/// value cut inside a character is still shown as text up to the cut).
+/// value cut inside a character is still shown as text up to the cut). Faster than
+/// `String(validating:)` on the ASCII-heavy records (BENCHMARKS.md, "Micro-benchmarks").
 public enum UTF8Validation {
     public enum Failure: Equatable, Sendable {
         /// A bad byte at this index.

@@ -1,7 +1,9 @@
 import TaskModel
 
-// RFC 3339 parsing and formatting without Foundation: this sits on the decode
-// hot path and must be exact and allocation-light.
+// RFC 3339 parsing and formatting without Foundation: every record's createdAt is
+// parsed on the decode path. Measured (BENCHMARKS.md, "Micro-benchmarks: hand-written
+// codecs"): parsing 37-74 ns against 1.3 us for Date.ISO8601FormatStyle and 120 us for
+// ISO8601DateFormatter; formatting 230-390 ns against 570 ns and 4 us.
 
 extension Timestamp {
     /// `2026-11-29T16:34:30.123Z`: UTC with millisecond precision, always 24 bytes.
