@@ -125,6 +125,15 @@ func config(_ tweak: (inout PollingEngine.Configuration) -> Void = { _ in }) -> 
 let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"tok"}"#.utf8)))
 
 @Suite struct PollingEngineTests {
+    @Test func resumeBelowIsNinetyPercentOfMaxInFlightUnlessSet() {
+        var c = PollingEngine.Configuration()
+        c.maxInFlight = 1_000
+        #expect(c.resumeBelow == 900)
+        c.resumeBelow = 10
+        c.maxInFlight = 2_000
+        #expect(c.resumeBelow == 10)
+    }
+
     @Test func retryAfterIsAFloorUnderTheBackoff() {
         var h = EngineHarness(configuration: config())
         h.script["a"] = [.transient(retryAfter: .seconds(40)), solved]

@@ -30,8 +30,14 @@ public struct PollingEngine: Sendable {
         /// Provider name written into outputs when the event names none.
         public var defaultProvider: String
         public var maxInFlight = 10_000
-        public var resumeBelow = 8_000
-        public var requestsPerSecond = 50.0
+        /// Fetching resumes below this; unless set, 90 % of `maxInFlight`.
+        public var resumeBelow: Int {
+            get { resumeBelowSetting ?? maxInFlight * 9 / 10 }
+            set { resumeBelowSetting = newValue }
+        }
+        private var resumeBelowSetting: Int?
+        /// The call budget; `ezpoll run`'s `--rate-limit` default.
+        public var requestsPerSecond = 200.0
         public var burst: Double? = nil
         public var maxConcurrentCalls = 64
         public var banDuration: Duration
