@@ -178,3 +178,12 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Micro-benchmarks of the hand-written codecs (BENCHMARKS.md). Built only on request,
+// never by `swift build --build-tests` or the test command:
+//   EZPOLL_BENCHMARKS=1 swift run -c release JSONBench
+if Context.environment["EZPOLL_BENCHMARKS"] != nil {
+    package.targets.append(
+        .executableTarget(name: "JSONBench", dependencies: ["PollerCore", "TaskModel"], path: "Benchmarks/JSONBench")
+    )
+}

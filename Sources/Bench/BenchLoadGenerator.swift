@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Simulator
+import TaskAPI
 
 /// Creates tasks on the simulator and publishes their events at a target rate,
 /// holding back (and counting what it held back) while the pipeline's input lag
@@ -24,7 +25,7 @@ final class BenchLoadGenerator {
     let book: BenchTaskBook
     let maxLag: Int
     let consumed: @Sendable () -> Int
-    private var random: SimRandom
+    private var random: SplitMix64
 
     init(simulator: SimulatorServer, producer: KafkaProducer, topic: String, rate: Double, timeScale: Double,
          solveTime: SimulatorConfig.SolveTimeDistribution, book: BenchTaskBook, maxLag: Int, seed: UInt64,
@@ -38,7 +39,7 @@ final class BenchLoadGenerator {
         self.book = book
         self.maxLag = maxLag
         self.consumed = consumed
-        self.random = SimRandom(seed: seed)
+        self.random = SplitMix64(seed: seed)
     }
 
     /// The event the bench publishes for a task.

@@ -1,3 +1,4 @@
+import TaskAPI
 import Foundation
 import DequeModule
 
@@ -9,7 +10,7 @@ public struct SimulatorCore: Sendable {
     public private(set) var config: SimulatorConfig
     var tasks: [String: SimTask] = [:]
     var createdCount: UInt64 = 0
-    var faultRandom: SimRandom
+    var faultRandom: SplitMix64
     var validKeys: Set<String>?
     var zeroBalanceKeys: Set<String>
     var recentErrors: Deque<Double> = []
@@ -23,7 +24,7 @@ public struct SimulatorCore: Sendable {
 
     public init(config: SimulatorConfig = .init()) {
         self.config = config
-        self.faultRandom = SimRandom(seed: config.seed, stream: .max)
+        self.faultRandom = SplitMix64(seed: config.seed, stream: .max)
         self.validKeys = config.validKeys.map(Set.init)
         self.zeroBalanceKeys = Set(config.zeroBalanceKeys)
     }
@@ -134,7 +135,7 @@ public struct SimulatorCore: Sendable {
     private mutating func insertTask(now: Double, forced: (Double, Bool)?) -> String {
         let index = createdCount
         createdCount += 1
-        var random = SimRandom(seed: config.seed, stream: index)
+        var random = SplitMix64(seed: config.seed, stream: index)
         let id = SimulatorCore.taskId(index: index, style: config.taskIdStyle, random: &random)
         let solveTime: Double
         let unsolvable: Bool
@@ -154,7 +155,7 @@ public struct SimulatorCore: Sendable {
         return id
     }
 
-    static func taskId(index: UInt64, style: SimulatorConfig.TaskIdStyle, random: inout SimRandom) -> String {
+    static func taskId(index: UInt64, style: SimulatorConfig.TaskIdStyle, random: inout SplitMix64) -> String {
         switch style {
         case .integer:
             return String(3_000_000_000 as UInt64 + index)
@@ -323,7 +324,7 @@ public struct FaultDecision: Sendable, Hashable {
 
 extension SimulatorConfig.SolveTimeDistribution {
     /// A solve time in API seconds, clipped to [min, max]; the bench draws from it too.
-    public func draw(_ random: inout SimRandom) -> Double {
+    public func draw(_ random: inout SplitMix64) -> Double {
         let raw: Double
         switch kind {
         case .fixed: raw = median

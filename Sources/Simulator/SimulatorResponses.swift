@@ -50,18 +50,12 @@ enum SimulatorResponses {
     }
 
     static func error(_ error: SimProviderError, taskId: String? = nil) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(160)
-        out.append(contentsOf: #"{"errorId":1,"errorCode":"#.utf8)
-        JSONEscaping.appendString(error.code, to: &out)
-        out.append(contentsOf: #","errorDescription":"#.utf8)
-        JSONEscaping.appendString(error.description, to: &out)
-        if let taskId {
-            out.append(contentsOf: #","taskId":"#.utf8)
-            JSONEscaping.appendString(taskId, to: &out)
-        }
-        out.append(UInt8(ascii: "}"))
-        return out
+        var w = JSONWriter(capacity: 160)
+        w.integer("errorId", 1)
+        w.string("errorCode", error.code)
+        w.string("errorDescription", error.description)
+        w.optionalString("taskId", taskId)
+        return w.finish()
     }
 
     static func created(taskIds: [String], style: SimulatorConfig.TaskIdStyle, bulk: Bool) -> [UInt8] {

@@ -104,7 +104,7 @@ public final class TaskResultClient: Sendable {
         } catch {
             outcome = TaskResultClient.classify(error: error)
         }
-        let redacted = TaskResultClient.redact(outcome, key: clientKey)
+        let redacted = outcome.redacting(clientKey)
         if logger.logLevel <= .debug {
             let elapsed = ContinuousClock.now - started
             logger.debug("getTaskResult", metadata: [
@@ -145,14 +145,6 @@ public final class TaskResultClient: Sendable {
         }
         let code = reason == .timeout ? TaskOutcome.LocalCode.timeout : TaskOutcome.LocalCode.connection
         return .failed(.transient(reason, retryAfter: nil), code: code, description: detail)
-    }
-
-    /// Removes the key from a provider-supplied description, should a provider echo it.
-    static func redact(_ outcome: TaskOutcome, key: ClientKey) -> TaskOutcome {
-        guard case .failed(let failureClass, let code, let description?, let errorId) = outcome,
-              !key.secret.isEmpty, description.contains(key.secret) else { return outcome }
-        return .failed(failureClass, code: code,
-                       description: description.replacingOccurrences(of: key.secret, with: key.description), errorId: errorId)
     }
 
     static func summary(_ outcome: TaskOutcome) -> String {

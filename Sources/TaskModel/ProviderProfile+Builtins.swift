@@ -1,20 +1,14 @@
 extension ProviderProfile {
+    // Each profile states only what differs from `ProviderProfile.init`'s defaults
+    // (1 s minimum, 3 s interval, 120 polls, 5 s first delay, 300 s window).
+
     /// ez-captcha: the default. UUID task ids; "try again in 3 seconds".
-    public static let ezCaptcha = ProviderProfile(
-        name: "ez-captcha",
-        baseURL: "https://api.ez-captcha.com",
-        minPollInterval: .seconds(1),
-        defaultPollInterval: .seconds(3),
-        maxPolls: 120,
-        initialDelay: .seconds(5)
-    )
+    public static let ezCaptcha = ProviderProfile(name: "ez-captcha", baseURL: "https://api.ez-captcha.com")
 
     /// capsolver: UUID task ids, `idle` status, drops a result after 120 polls.
     public static let capsolver = ProviderProfile(
         name: "capsolver",
         baseURL: "https://api.capsolver.com",
-        minPollInterval: .seconds(1),
-        defaultPollInterval: .seconds(3),
         maxPolls: 110,
         initialDelay: .seconds(3),
         extraErrorCodes: [
@@ -30,9 +24,6 @@ extension ProviderProfile {
         name: "anti-captcha",
         baseURL: "https://api.anti-captcha.com",
         minPollInterval: .seconds(2),
-        defaultPollInterval: .seconds(3),
-        maxPolls: 120,
-        initialDelay: .seconds(5),
         extraErrorCodes: [
             "ERROR_NO_SUCH_CAPCHA_ID": .task,
             "ERROR_TASK_ABSENT": .task,
@@ -49,9 +40,7 @@ extension ProviderProfile {
         name: "capmonster",
         baseURL: "https://api.capmonster.cloud",
         minPollInterval: .seconds(2),
-        defaultPollInterval: .seconds(3),
         maxPolls: 100,
-        initialDelay: .seconds(5),
         extraErrorCodes: [
             "ERROR_TOO_MUCH_REQUESTS": .taskRateLimited,
             "ERROR_NO_SUCH_CAPCHA_ID": .task,

@@ -1,5 +1,9 @@
 /// What ezpoll needs to know about one provider. Profiles are plain data:
 /// copy one and change fields (e.g. `baseURL` to point at the simulator).
+///
+/// The profile owns the polling defaults: `PollingPolicy(profile:)` is built from
+/// it, and the defaults of `init` are the one place each shared value is written
+/// (the built-in profiles state only where they differ).
 public struct ProviderProfile: Sendable, Hashable {
     /// Canonical name, e.g. `ez-captcha`.
     public var name: String
@@ -17,6 +21,12 @@ public struct ProviderProfile: Sendable, Hashable {
     public var resultWindow: Duration
     /// How long to stop all calls after `ERROR_IP_BANNED`.
     public var ipBanPause: Duration
+    /// Stop polling this long before the result window closes (request latency, clock skew).
+    public var safetyMargin: Duration
+    /// First backoff step after a transient error; doubled per consecutive attempt.
+    public var backoffBase: Duration
+    /// Cap of one backoff step.
+    public var backoffMax: Duration
     /// Provider-specific codes; they override `ErrorCodeClass.common`.
     public var extraErrorCodes: [String: ErrorCodeClass]
 
@@ -29,6 +39,9 @@ public struct ProviderProfile: Sendable, Hashable {
         initialDelay: Duration = .seconds(5),
         resultWindow: Duration = .seconds(300),
         ipBanPause: Duration = .seconds(600),
+        safetyMargin: Duration = .seconds(5),
+        backoffBase: Duration = .seconds(3),
+        backoffMax: Duration = .seconds(30),
         extraErrorCodes: [String: ErrorCodeClass] = [:]
     ) {
         self.name = name
@@ -39,6 +52,9 @@ public struct ProviderProfile: Sendable, Hashable {
         self.initialDelay = initialDelay
         self.resultWindow = resultWindow
         self.ipBanPause = ipBanPause
+        self.safetyMargin = safetyMargin
+        self.backoffBase = backoffBase
+        self.backoffMax = backoffMax
         self.extraErrorCodes = extraErrorCodes
     }
 

@@ -21,6 +21,17 @@ public struct RawJSON: Sendable, Hashable, CustomStringConvertible {
         try self.init(validating: Array(text.utf8))
     }
 
+    /// nil unless `bytes` is valid UTF-8 and exactly one JSON object (surrounding whitespace allowed).
+    public init?(validatingObject bytes: [UInt8], maxDepth: Int = JSONScanner.defaultMaxDepth) {
+        let ok = bytes.withUnsafeBytes { UTF8Validation.firstInvalid($0) == nil && JSONScanner.isObject($0, maxDepth: maxDepth) }
+        guard ok else { return nil }
+        self.init(unchecked: bytes)
+    }
+
+    public init?(validatingObject text: String, maxDepth: Int = JSONScanner.defaultMaxDepth) {
+        self.init(validatingObject: Array(text.utf8), maxDepth: maxDepth)
+    }
+
     /// The value as text (the bytes decoded as UTF-8).
     public var text: String { String(decoding: bytes, as: UTF8.self) }
 

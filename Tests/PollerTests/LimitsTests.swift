@@ -271,7 +271,7 @@ import Testing
 
     @Test func theEngineRecordsHowLateACallStarts() {
         var engine = PollingEngine(configuration: config {
-            $0.policy = PollingPolicy(initialDelay: .seconds(5), interval: .seconds(3), minInterval: .zero)
+            $0.policy = testPolicy(initialDelay: .seconds(5), interval: .seconds(3), minInterval: .zero)
         })
         let partition = PartitionID(topic: "captcha.tasks", partition: 0)
         _ = engine.assigned([PollingEngine.AssignedPartition(partition)])

@@ -99,13 +99,18 @@ func sampleContext(metadata: String? = #"{"run":7}"#, taskId: String = "task-1")
         #expect(object["value"] is NSNull)
     }
 
-    @Test func base64MatchesFoundation() {
+    @Test("binary originals of every length residue come back from the dead letter's base64")
+    func deadLetterBase64RoundTrips() throws {
+        let source = MessageSource(topic: "captcha.tasks", partition: 0, offset: 7, timestamp: t(0))
         var random = SeededRandom(seed: 11)
-        for length in 0..<64 {
-            let input = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
-            var out: [UInt8] = []
-            Base64.encode(input[...], into: &out)
-            #expect(String(decoding: out, as: UTF8.self) == Data(input).base64EncodedString())
+        for length in 1..<64 {
+            let input = [0xFF] + (1..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let message = DeadLetterMessage(reason: DeadLetterReason(.notUTF8, "bad"), source: source, key: nil, value: input, rejectedAt: t(1))
+            let value = try #require(jsonObject(message.jsonBytes())?["value"] as? [String: Any])
+            #expect(value["encoding"] as? String == "base64")
+            let data = try #require(value["data"] as? String)
+            #expect(data.count == (length + 2) / 3 * 4)
+            #expect(Data(base64Encoded: data).map { Array($0) } == input)
         }
     }
 

@@ -156,7 +156,7 @@ struct ScriptedParts {
 
     func pipeline(shareRateLimitWithGroup: Bool = true) -> Pipeline {
         var engine = PollingEngine.Configuration()
-        engine.policy = PollingPolicy(initialDelay: .zero, interval: .milliseconds(20), minInterval: .zero)
+        engine.policy = testPolicy(initialDelay: .zero, interval: .milliseconds(20), minInterval: .zero)
         engine.defaultClientKey = ClientKey("scripted-key")
         engine.requestsPerSecond = 10_000
         var configuration = Pipeline.Configuration(

@@ -113,7 +113,9 @@ struct EngineHarness {
 }
 
 func config(_ tweak: (inout PollingEngine.Configuration) -> Void = { _ in }) -> PollingEngine.Configuration {
-    var c = PollingEngine.Configuration()
+    // capmonster's policy (2 s minimum, 100 polls): the timings the tests below work out.
+    var c = PollingEngine.Configuration(profile: .capmonster)
+    c.defaultProvider = "ez-captcha"
     c.defaultClientKey = ClientKey("default-key")
     c.requestsPerSecond = 1000
     c.maxConcurrentCalls = 100
@@ -124,6 +126,15 @@ func config(_ tweak: (inout PollingEngine.Configuration) -> Void = { _ in }) -> 
 let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"tok"}"#.utf8)))
 
 @Suite struct PollingEngineTests {
+    @Test func resumeBelowIsNinetyPercentOfMaxInFlightUnlessSet() {
+        var c = PollingEngine.Configuration()
+        c.maxInFlight = 1_000
+        #expect(c.resumeBelow == 900)
+        c.resumeBelow = 10
+        c.maxInFlight = 2_000
+        #expect(c.resumeBelow == 10)
+    }
+
     @Test func retryAfterIsAFloorUnderTheBackoff() {
         var h = EngineHarness(configuration: config())
         h.script["a"] = [.transient(retryAfter: .seconds(40)), solved]
@@ -552,8 +563,8 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
     }
 
     @Test func anEventsProviderPicksItsRouteAndItsTaskTypeItsPolicy() {
-        let slow = PollingPolicy(initialDelay: .seconds(10), interval: .seconds(3), minInterval: .zero)
-        let fast = PollingPolicy(initialDelay: .seconds(1), interval: .seconds(1), minInterval: .zero)
+        let slow = testPolicy(initialDelay: .seconds(10), interval: .seconds(3), minInterval: .zero)
+        let fast = testPolicy(initialDelay: .seconds(1), interval: .seconds(1), minInterval: .zero)
         var engine = PollingEngine(configuration: config {
             $0.defaultProvider = "ez-captcha"
             $0.providers = [
@@ -595,7 +606,7 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
             $0.resumeBelow = 90
             $0.adaptiveInFlight = true
             $0.maxConcurrentCalls = 1 // one call at a time: the rest start later and later
-            $0.policy = PollingPolicy(initialDelay: .seconds(1), interval: .seconds(2), minInterval: .zero)
+            $0.policy = testPolicy(initialDelay: .seconds(1), interval: .seconds(2), minInterval: .zero)
         })
         for i in 0..<60 {
             h.script["a\(i)"] = [solved]

@@ -1,10 +1,23 @@
 import Testing
 @testable import Poller
 @testable import PollerCore
+import TaskModel
 
 @Suite struct PollingPolicyTests {
-    let policy = PollingPolicy()
+    /// capmonster's profile: 5 s first delay, 3 s interval, 2 s minimum, 100 polls, 300 s window.
+    let policy = PollingPolicy(profile: .capmonster)
     var noJitter = ExtremeRandom(high: false)
+
+    @Test func theProfileFeedsEveryPolicyValue() {
+        let profile = ProviderProfile(name: "p", baseURL: "http://p", minPollInterval: .seconds(7), defaultPollInterval: .seconds(11),
+                                      maxPolls: 13, initialDelay: .seconds(17), resultWindow: .seconds(190), ipBanPause: .seconds(23),
+                                      safetyMargin: .seconds(29), backoffBase: .seconds(31), backoffMax: .seconds(37))
+        let p = PollingPolicy(profile: profile)
+        #expect(p == PollingPolicy(initialDelay: .seconds(17), interval: .seconds(11), minInterval: .seconds(7), maxPolls: 13,
+                                   window: .seconds(190), safetyMargin: .seconds(29), backoffBase: .seconds(31), backoffMax: .seconds(37)))
+        #expect(PollingEngine.Configuration(profile: profile).banDuration == .seconds(23))
+        #expect(PollingEngine.Configuration(profile: profile).defaultProvider == "p")
+    }
 
     @Test func firstPollAfterInitialDelayFromCreation() {
         #expect(policy.firstPoll(createdAt: t(0), now: t(1)) == .pollAt(t(5)))

@@ -1,5 +1,6 @@
 @testable import Poller
 @testable import PollerCore
+import TaskModel
 
 /// Deterministic generator for jitter and fuzzing.
 typealias SeededRandom = SplitMix64
@@ -12,4 +13,13 @@ struct ExtremeRandom: RandomNumberGenerator {
 
 func t(_ seconds: Double) -> Timestamp {
     Timestamp(millisecondsSinceEpoch: 1_800_000_000_000 + Int64(seconds * 1000))
+}
+
+/// The ez-captcha profile's policy with these timings.
+func testPolicy(initialDelay: Duration, interval: Duration, minInterval: Duration) -> PollingPolicy {
+    var policy = PollingPolicy(profile: .ezCaptcha)
+    policy.initialDelay = initialDelay
+    policy.interval = interval
+    policy.minInterval = minInterval
+    return policy
 }

@@ -67,6 +67,37 @@ struct JSONScannerTests {
         #expect(throws: Never.self) { try members(fine) }
     }
 
+    @Test func depthBoundIsExact() throws {
+        func nested(_ n: Int) -> [UInt8] { Array((String(repeating: "[", count: n) + String(repeating: "]", count: n)).utf8) }
+        #expect(try JSONScanner.validate(nested(JSONScanner.defaultMaxDepth)) == .array)
+        #expect(throws: TaskAPIError.self) { try JSONScanner.validate(nested(JSONScanner.defaultMaxDepth + 1)) }
+        #expect(try JSONScanner.validate(nested(3), maxDepth: 3) == .array)
+        #expect(throws: TaskAPIError.self) { try JSONScanner.validate(nested(4), maxDepth: 3) }
+    }
+
+    @Test("every cut of a document is rejected, and mutated documents never trap and get one verdict from every entry point")
+    func truncatedAndMutatedInput() throws {
+        let valid = Array(#"{"errorId":0,"status":"ready","solution":{"t":"a\u00e9\n\ud83d\ude00","n":[-1.5e3,0,true,false,null,{}]},"taskId":12}"#.utf8)
+        #expect(try JSONScanner.members(ofObject: valid).count == 4)
+        for cut in 0..<valid.count {
+            let prefix = Array(valid[..<cut])
+            #expect(throws: TaskAPIError.self) { try JSONScanner.members(ofObject: prefix) }
+            #expect(!prefix.withUnsafeBytes { JSONScanner.isObject($0) })
+        }
+        var random = SplitMix64(seed: 8259)
+        for _ in 0..<5_000 {
+            var mutated = valid
+            for _ in 0..<Int.random(in: 1...3, using: &random) {
+                mutated[Int.random(in: 0..<mutated.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+            }
+            let asMembers = try? JSONScanner.members(ofObject: mutated)
+            let asValue = try? JSONScanner.validate(mutated)
+            let asObject = mutated.withUnsafeBytes { JSONScanner.isObject($0) }
+            #expect((asMembers != nil) == asObject)
+            #expect((asValue == .object) == asObject)
+        }
+    }
+
     @Test func validatesStandaloneValues() throws {
         #expect(try JSONScanner.validate(Array(" 12.5e-3 ".utf8)) == .number)
         #expect(try JSONScanner.validate(Array(#"["a",{"b":null}]"#.utf8)) == .array)

@@ -63,8 +63,21 @@ struct SecretLoggingTests {
         let key = ClientKey(SecretLoggingTests.secret)
         let echoed = TaskOutcome.failed(.account, code: "ERROR_KEY_DOES_NOT_EXIST",
                                         description: "key \(SecretLoggingTests.secret) not found")
-        let redacted = TaskResultClient.redact(echoed, key: key)
+        let redacted = echoed.redacting(key)
         #expect(!"\(redacted)".contains(SecretLoggingTests.secret))
         #expect("\(redacted)".contains(key.fingerprint))
+    }
+
+    @Test func outcomeRedactionAlsoBlanksKeysNamedInTheDescription() {
+        let key = ClientKey(SecretLoggingTests.secret)
+        let echoed = TaskOutcome.failed(.account, code: "ERROR_KEY_DOES_NOT_EXIST",
+                                        description: #"bad {"clientKey":"other-key"} and \#(SecretLoggingTests.secret)"#)
+        guard case .failed(_, _, let description?, _) = echoed.redacting(key) else {
+            Issue.record("the redacted outcome lost its description")
+            return
+        }
+        #expect(description == #"bad {"clientKey":"[REDACTED]"} and \#(key.description)"#)
+        #expect(TaskOutcome.failed(.transient(.timeout, retryAfter: nil), code: "TIMEOUT", description: "slow").redacting(key)
+                == .failed(.transient(.timeout, retryAfter: nil), code: "TIMEOUT", description: "slow"))
     }
 }

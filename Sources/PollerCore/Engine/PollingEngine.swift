@@ -25,11 +25,11 @@ import TaskModel
 /// at `resumeBelow`.
 public struct PollingEngine: Sendable {
     public struct Configuration: Sendable {
-        public var policy = PollingPolicy()
+        public var policy: PollingPolicy
         /// Used when an event has no clientKey; nil: such tasks fail as `missing_client_key`.
         public var defaultClientKey: ClientKey?
         /// Provider name written into outputs when the event names none.
-        public var defaultProvider = "ez-captcha"
+        public var defaultProvider: String
         /// Every provider polled, each with its policy, task-type policies and key. Empty:
         /// only `defaultProvider`, with `policy` and `defaultClientKey`. With routes, events
         /// without a `provider` go to `defaultProvider`, which must be one of them.
@@ -40,11 +40,17 @@ public struct PollingEngine: Sendable {
         /// budget cannot keep more tasks on schedule, the input pauses and the backlog
         /// waits in Kafka instead of every task's polls drifting late.
         public var adaptiveInFlight = false
-        public var resumeBelow = 8_000
-        public var requestsPerSecond = 50.0
+        /// Fetching resumes below this; unless set, 90 % of `maxInFlight`.
+        public var resumeBelow: Int {
+            get { resumeBelowSetting ?? maxInFlight * 9 / 10 }
+            set { resumeBelowSetting = newValue }
+        }
+        private var resumeBelowSetting: Int?
+        /// The call budget; `ezpoll run`'s `--rate-limit` default.
+        public var requestsPerSecond = 200.0
         public var burst: Double? = nil
         public var maxConcurrentCalls = 64
-        public var banDuration: Duration = .seconds(600)
+        public var banDuration: Duration
         public var errorBudget = ErrorBudget()
         /// Consecutive transient errors of one task before it fails as `transient_errors`.
         public var maxTransientAttempts = 10
@@ -53,7 +59,12 @@ public struct PollingEngine: Sendable {
         /// Longest commit metadata (the broker's `offset.metadata.max.bytes`).
         public var maxCommitMetadataBytes = OffsetCommitMetadata.defaultMaxBytes
 
-        public init() {}
+        /// The polling policy, provider name and ban pause come from `profile`.
+        public init(profile: ProviderProfile = .ezCaptcha) {
+            policy = PollingPolicy(profile: profile)
+            defaultProvider = profile.name
+            banDuration = profile.ipBanPause
+        }
     }
 
     public enum Action: Hashable, Sendable {

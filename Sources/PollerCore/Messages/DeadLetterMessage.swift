@@ -1,4 +1,6 @@
+import Foundation
 import TaskModel
+
 /// An input record that could not be understood (`dead-letter.schema.json`).
 /// Keyed by the original record key; carries the original key and value,
 /// clientKeys redacted, as UTF-8 text or base64, truncated to a limit.
@@ -63,9 +65,7 @@ public struct DeadLetterMessage: Hashable, Sendable {
         if asText {
             kept.withUnsafeBytes { w.appendStringBytes(UnsafeRawBufferPointer(rebasing: $0[..<textEnd])) }
         } else {
-            w.bytes.append(UInt8(ascii: "\""))
-            Base64.encode(kept[...], into: &w.bytes)
-            w.bytes.append(UInt8(ascii: "\""))
+            w.appendString(Data(kept).base64EncodedString())
         }
         w.bool("truncated", truncated)
         w.integer("size", original.count)

@@ -1,3 +1,4 @@
+import TaskModel
 /// Where an input record came from; echoed in every output as `source`.
 public struct MessageSource: Hashable, Sendable {
     public var topic: String

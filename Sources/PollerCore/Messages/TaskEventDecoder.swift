@@ -1,7 +1,7 @@
 import TaskModel
 /// Bytes of a tasks-topic record value → `TaskEvent`, or the `DeadLetterReason`
-/// to dead-letter it with. The hot path: one pass for UTF-8, one for JSON, no
-/// Foundation, no intermediate tree, no traps on any input.
+/// to dead-letter it with. One pass for UTF-8 (`UTF8Validation`), one for JSON
+/// (TaskModel's `JSONScanner`), no intermediate tree, no traps on any input.
 ///
 /// Unknown fields are skipped (forward compatibility); `null` for an optional
 /// field means absent. Syntax errors win over field errors, so a broken record
@@ -56,7 +56,7 @@ public struct TaskEventDecoder: Sendable {
     }
 
     private func syntaxError(_ scanner: JSONScanner) -> DeadLetterReason {
-        DeadLetterReason(.invalidJSON, "value is not valid JSON (near byte \(min(scanner.i, scanner.b.count)))")
+        DeadLetterReason(.invalidJSON, "value is not valid JSON (near byte \(min(scanner.index, scanner.bytes.count)))")
     }
 
     private enum Field: Int, CaseIterable {
@@ -75,7 +75,7 @@ public struct TaskEventDecoder: Sendable {
     }
 
     private func decodeObject(_ s: inout JSONScanner) -> Result<TaskEvent, DeadLetterReason> {
-        s.i += 1 // "{"
+        s.index += 1 // "{"
         var event = TaskEvent(taskId: "")
         var seen: UInt8 = 0
         var firstError: DeadLetterReason?
@@ -93,14 +93,14 @@ public struct TaskEventDecoder: Sendable {
                     let bit = UInt8(1) << UInt8(field.rawValue)
                     if seen & bit != 0 { note(DeadLetterReason(.duplicateField, "field \(field.name) appears more than once")) }
                     seen |= bit
-                    let valueStart = s.i
+                    let valueStart = s.index
                     let outcome = s.skipValue(depth: 1)
                     switch outcome {
                     case .tooDeep: return .failure(DeadLetterReason(.nestingTooDeep, "nesting deeper than \(maxDepth)"))
                     case .syntax: return .failure(syntaxError(s))
                     case .ok: break
                     }
-                    if let reason = read(field, valueStart..<s.i, from: s, into: &event) { note(reason) }
+                    if let reason = read(field, valueStart..<s.index, from: s, into: &event) { note(reason) }
                 } else {
                     switch s.skipValue(depth: 1) {
                     case .tooDeep: return .failure(DeadLetterReason(.nestingTooDeep, "nesting deeper than \(maxDepth)"))
@@ -122,7 +122,7 @@ public struct TaskEventDecoder: Sendable {
 
     /// Reads one known field from its already validated value bytes.
     private func read(_ field: Field, _ range: Range<Int>, from s: JSONScanner, into event: inout TaskEvent) -> DeadLetterReason? {
-        var v = JSONScanner(UnsafeRawBufferPointer(rebasing: s.b[range]), maxDepth: maxDepth)
+        var v = JSONScanner(UnsafeRawBufferPointer(rebasing: s.bytes[range]), maxDepth: maxDepth)
         let first = v.peek()
         let isNull = first == UInt8(ascii: "n")
         switch field {
@@ -140,16 +140,16 @@ public struct TaskEventDecoder: Sendable {
                 return nil
             }
             if let number = v.scanNumber() {
-                if number.plainNonNegativeInteger {
+                if number.isPlainNonNegativeInteger {
                     guard number.end - number.start <= maxFieldBytes else {
                         return DeadLetterReason(.invalidTaskId, "taskId is longer than \(maxFieldBytes) bytes")
                     }
                     // The digits exactly as sent: no Double round trip, so ids above 2^53 survive.
-                    event.taskId = String(decoding: UnsafeRawBufferPointer(rebasing: v.b[number.start..<number.end]), as: UTF8.self)
+                    event.taskId = String(decoding: UnsafeRawBufferPointer(rebasing: v.bytes[number.start..<number.end]), as: UTF8.self)
                     return nil
                 }
                 // 1e3, 12.50e1, -0: integers to JSON Schema too; normalised from the text.
-                if let digits = Self.integerDigits(UnsafeRawBufferPointer(rebasing: v.b[number.start..<number.end]), maxLength: maxFieldBytes) {
+                if let digits = Self.integerDigits(UnsafeRawBufferPointer(rebasing: v.bytes[number.start..<number.end]), maxLength: maxFieldBytes) {
                     event.taskId = digits
                     return nil
                 }
@@ -163,7 +163,7 @@ public struct TaskEventDecoder: Sendable {
             guard range.count <= maxMetadataBytes else {
                 return DeadLetterReason(.metadataTooLarge, "metadata is \(range.count) bytes, the limit is \(maxMetadataBytes)")
             }
-            event.metadata = RawJSON(unchecked: ClientKeyRedactor.redact(Array(v.b)))
+            event.metadata = RawJSON(unchecked: ClientKeyRedactor.redact(Array(v.bytes)))
             return nil
         case .createdAt:
             if isNull { return nil }
@@ -195,13 +195,13 @@ public struct TaskEventDecoder: Sendable {
     }
 
     private static func kind(_ first: UInt8?) -> String {
-        switch first {
-        case UInt8(ascii: "{"): return "an object"
-        case UInt8(ascii: "["): return "an array"
-        case UInt8(ascii: "\""): return "a string"
-        case UInt8(ascii: "t"), UInt8(ascii: "f"): return "a boolean"
-        case UInt8(ascii: "n"): return "null"
-        default: return "a number"
+        switch JSONScanner.kind(startingWith: first ?? UInt8(ascii: "0")) {
+        case .object: return "an object"
+        case .array: return "an array"
+        case .string: return "a string"
+        case .bool: return "a boolean"
+        case .null: return "null"
+        case .number: return "a number"
         }
     }
 

@@ -1,3 +1,5 @@
+import TaskModel
+
 /// When to poll a task next. A value type with no I/O and no clock:
 /// every function takes `now`, and jitter comes from an injected generator.
 ///
@@ -28,16 +30,21 @@ public struct PollingPolicy: Hashable, Sendable {
     /// Share of each backoff step that is randomised (0 = none, 1 = full jitter).
     public var jitter: Double
 
+    /// "Equal jitter": half of each backoff step fixed, half drawn.
+    public static let equalJitter = 0.5
+
+    /// Every value stated; `init(profile:)` takes them from a provider profile,
+    /// which owns the defaults.
     public init(
-        initialDelay: Duration = .seconds(5),
-        interval: Duration = .seconds(3),
-        minInterval: Duration = .seconds(2),
-        maxPolls: Int = 100,
-        window: Duration = .seconds(300),
-        safetyMargin: Duration = .seconds(5),
-        backoffBase: Duration = .seconds(3),
-        backoffMax: Duration = .seconds(30),
-        jitter: Double = 0.5
+        initialDelay: Duration,
+        interval: Duration,
+        minInterval: Duration,
+        maxPolls: Int,
+        window: Duration,
+        safetyMargin: Duration,
+        backoffBase: Duration,
+        backoffMax: Duration,
+        jitter: Double = PollingPolicy.equalJitter
     ) {
         self.initialDelay = initialDelay
         self.interval = interval
@@ -48,6 +55,19 @@ public struct PollingPolicy: Hashable, Sendable {
         self.backoffBase = backoffBase
         self.backoffMax = backoffMax
         self.jitter = min(max(jitter, 0), 1)
+    }
+
+    /// The policy a provider's profile asks for.
+    public init(profile: ProviderProfile) {
+        self.init(
+            initialDelay: profile.initialDelay,
+            interval: profile.defaultPollInterval,
+            minInterval: profile.minPollInterval,
+            maxPolls: profile.maxPolls,
+            window: profile.resultWindow,
+            safetyMargin: profile.safetyMargin,
+            backoffBase: profile.backoffBase,
+            backoffMax: profile.backoffMax)
     }
 
     public enum Decision: Hashable, Sendable {

@@ -1,5 +1,7 @@
-import TaskModel
-/// Replaces the value of every `clientKey` in raw text, valid JSON or not.
+/// The one redactor: replaces the value of every `clientKey` in raw text, valid
+/// JSON or not, and (given the key) every occurrence of a known key's secret.
+/// Dead letters, output messages, echoed metadata and the client's outcomes all
+/// pass through it.
 ///
 /// Works on bytes, so it handles truncated JSON, invalid UTF-8, JSON embedded as
 /// an escaped string (`"{\"clientKey\":\"…\"}"`) and `clientKey=…` forms. The
@@ -35,6 +37,29 @@ public enum ClientKeyRedactor {
         guard copied > 0 else { return bytes }
         out.append(contentsOf: bytes[copied..<n])
         return out
+    }
+
+    /// `text` with every clientKey value replaced (`redact(_:)`) and then every
+    /// remaining occurrence of `key`'s secret replaced by the key's description,
+    /// which shows only its fingerprint.
+    public static func redact(_ text: String, key: ClientKey) -> String {
+        let named = redact(Array(text.utf8))
+        let secret = Array(key.secret.utf8)
+        guard !secret.isEmpty, named.count >= secret.count else { return String(decoding: named, as: UTF8.self) }
+        let replacement = Array(key.description.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(named.count)
+        var i = 0
+        while i < named.count {
+            if i + secret.count <= named.count, named[i..<(i + secret.count)].elementsEqual(secret) {
+                out.append(contentsOf: replacement)
+                i += secret.count
+            } else {
+                out.append(named[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Whether `bytes` holds a clientKey name followed by a value (for tests and checks).
@@ -126,5 +151,16 @@ public enum ClientKeyRedactor {
             }
         }
         return (j, n, false)
+    }
+}
+
+extension TaskOutcome {
+    /// The outcome with its provider-supplied description redacted (`ClientKeyRedactor.redact(_:key:)`),
+    /// should a provider echo the key.
+    public func redacting(_ key: ClientKey) -> TaskOutcome {
+        guard case .failed(let failureClass, let code, let description?, let errorId) = self else { return self }
+        let redacted = ClientKeyRedactor.redact(description, key: key)
+        guard redacted != description else { return self }
+        return .failed(failureClass, code: code, description: redacted, errorId: errorId)
     }
 }

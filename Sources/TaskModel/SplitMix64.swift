@@ -1,17 +1,20 @@
-import Foundation
+/// The one seedable generator (SplitMix64): backoff jitter in the engine and the
+/// simulator's draws. Deterministic for a seed; `init()` seeds from the system
+/// generator for production.
+public struct SplitMix64: RandomNumberGenerator, Hashable, Sendable {
+    public var state: UInt64
 
-/// SplitMix64: a small, fast, seedable generator. Deterministic for a seed.
-public struct SimRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
 
-    public init(seed: UInt64) {
-        state = seed
+    public init() {
+        var system = SystemRandomNumberGenerator()
+        state = system.next()
     }
 
     /// A generator for stream `index` of `seed`: independent of other streams,
-    /// so task n draws the same values whatever happened before it.
+    /// so draw n of a stream is the same whatever other streams drew before it.
     public init(seed: UInt64, stream index: UInt64) {
-        var mixer = SimRandom(seed: seed ^ (index &* 0x9E37_79B9_7F4A_7C15))
+        var mixer = SplitMix64(seed: seed ^ (index &* 0x9E37_79B9_7F4A_7C15))
         state = mixer.next() ^ index
     }
 
@@ -28,17 +31,9 @@ public struct SimRandom: RandomNumberGenerator, Sendable {
         Double(next() >> 11) * 0x1.0p-53
     }
 
-    /// Standard normal (Box–Muller).
-    public mutating func normal() -> Double {
-        let u1 = max(unit(), .leastNonzeroMagnitude)
-        let u2 = unit()
-        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
-    }
-
     /// True with probability `p`; draws nothing when p ≤ 0.
     public mutating func chance(_ p: Double) -> Bool {
         guard p > 0 else { return false }
         return unit() < p
     }
 }
-

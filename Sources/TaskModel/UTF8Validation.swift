@@ -1,13 +1,16 @@
-/// Strict UTF-8 validation (no overlongs, no surrogates, nothing above U+10FFFF).
-enum UTF8Validation {
-    enum Failure: Equatable {
+/// Strict UTF-8 validation (no overlongs, no surrogates, nothing above U+10FFFF)
+/// that says where input stops being UTF-8 (the dead letter names the byte, and a
+/// value cut inside a character is still shown as text up to the cut). Faster than
+/// `String(validating:)` on the ASCII-heavy records (BENCHMARKS.md, "Micro-benchmarks").
+public enum UTF8Validation {
+    public enum Failure: Equatable, Sendable {
         /// A bad byte at this index.
         case invalid(at: Int)
         /// A sequence that starts at this index and is cut off by the end of the buffer.
         case truncated(at: Int)
     }
 
-    static func firstInvalid(_ b: UnsafeRawBufferPointer) -> Failure? {
+    public static func firstInvalid(_ b: UnsafeRawBufferPointer) -> Failure? {
         let n = b.count
         var i = 0
         while i < n {
@@ -42,7 +45,7 @@ enum UTF8Validation {
         return nil
     }
 
-    static func isValid(_ bytes: [UInt8]) -> Bool {
+    public static func isValid(_ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBytes { firstInvalid($0) == nil }
     }
 }
