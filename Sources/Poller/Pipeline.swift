@@ -502,27 +502,35 @@ public final class Pipeline: Service, Sendable {
     }
 
     /// One key's rate limit is shared by the group: this member's share is its input
-    /// partitions over all of them (the assignor spreads them evenly; a member's
-    /// tasks come only from its partitions). Runs in the rebalance callback; the
-    /// partition count comes from a metadata request on assignment.
+    /// partitions over all of them (the assignor spreads them evenly; a member's tasks
+    /// come only from its partitions). Applied at once with the partition count known;
+    /// on assignment the count is looked up again (a metadata request) on a thread of its
+    /// own, so the rebalance callback never waits for it.
     private func updateCallShare(lookUpPartitions: Bool) {
         guard configuration.shareRateLimitWithGroup else { return }
+        if let total = inputPartitionCount.withLockedValue({ $0 }) { applyCallShare(total: total) }
+        guard lookUpPartitions else { return }
         let topic = configuration.topics.input
-        let looked = lookUpPartitions ? consumer.partitionCount(of: topic, timeoutMs: 2_000) : nil
-        let total = inputPartitionCount.withLockedValue { known in
-            if let looked { known = looked }
-            return known
+        Thread.detachNewThread { [self] in
+            guard let total = consumer.partitionCount(of: topic, timeoutMs: 5_000), total > 0 else {
+                logger.warning("the input topic's partition count is unknown; the call-rate share stays as it was", metadata: ["topic": "\(topic)"])
+                return
+            }
+            inputPartitionCount.withLockedValue { $0 = total }
+            applyCallShare(total: total)
         }
-        guard let total, total > 0 else {
-            logger.warning("the input topic's partition count is unknown; the call-rate share stays as it was", metadata: ["topic": "\(topic)"])
-            return
-        }
+    }
+
+    private func applyCallShare(total: Int) {
+        let topic = configuration.topics.input
         let now = WallClock.now()
-        let (mine, rate) = withEngine { engine -> (Int, Double) in
+        let (mine, rate, changed) = withEngine { engine -> (Int, Double, Bool) in
             let mine = engine.assignedPartitions.filter { $0.topic == topic }.count
+            let before = engine.callShare
             engine.setCallShare(Double(mine) / Double(total), now: now)
-            return (mine, engine.callsPerSecond)
+            return (mine, engine.callsPerSecond, engine.callShare != before)
         }
+        guard changed else { return }
         logger.info("call budget shared by the group", metadata: [
             "partitions": "\(mine) of \(total)", "rateLimit": "\(configuration.engine.requestsPerSecond)",
             "callsPerSecond": "\((rate * 100).rounded() / 100)",

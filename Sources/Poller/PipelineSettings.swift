@@ -21,16 +21,17 @@ public struct PipelineSettings: Sendable {
     public var pollInterval: Double?
     public var resultWindow: Double?
     /// API seconds before the window closes when polling stops; covers request latency
-    /// and clock skew, so a time scale shrinks it no further than one real second.
-    public var safetyMargin = 5.0
+    /// and clock skew, so a time scale shrinks it no further than one real second. Nil:
+    /// the profile's.
+    public var safetyMargin: Double?
     public var maxPolls: Int?
     public var banPause: Double?
     /// The account's call budget, calls per second.
-    public var rateLimit = 200.0
+    public var rateLimit = PollingEngine.Configuration().requestsPerSecond
     /// True: the group's members share `rateLimit`, each by its share of the input
     /// partitions. False: each process uses all of it.
     public var shareRateLimitWithGroup = true
-    public var maxConcurrentCalls = 64
+    public var maxConcurrentCalls = PollingEngine.Configuration().maxConcurrentCalls
     /// Most tasks held; nil: what the call budget polls on schedule (`budgetedInFlight`).
     public var maxInFlight: Int?
     /// When true (as in `ezpoll run`), `maxInFlight` is capped at `budgetedInFlight`:
@@ -41,12 +42,13 @@ public struct PipelineSettings: Sendable {
     /// time (`PollingEngine.Configuration.adaptiveInFlight`). The bench's memory mode turns
     /// it off.
     public var adaptiveInFlight = true
-    public var maxErrorRate = 0.2
-    public var maxErrorsPerMinute = 60
+    public var maxErrorRate = ErrorBudget().maxErrorRate
+    public var maxErrorsPerMinute = ErrorBudget().maxErrors
     public var commitMetadataMaxBytes = OffsetCommitMetadata.defaultMaxBytes
-    /// Real seconds (they bound Kafka and HTTP work, not the provider's clock).
-    public var drainTimeout = 10.0
-    public var commitInterval = 0.25
+    /// Real seconds (they bound Kafka and HTTP work, not the provider's clock); nil: the
+    /// pipeline's defaults (`Pipeline.Configuration`).
+    public var drainTimeout: Double?
+    public var commitInterval: Double?
     /// librdkafka properties for both clients, and for one side only.
     public var kafkaProperties: [String: String] = [:]
     public var consumerProperties: [String: String] = [:]
@@ -98,9 +100,10 @@ public struct PipelineSettings: Sendable {
             minInterval: scaled(nil, profile.minPollInterval),
             maxPolls: maxPolls ?? profile.maxPolls,
             window: scaled(resultWindow, profile.resultWindow),
-            safetyMargin: max(scaled(safetyMargin, .zero), .milliseconds(Int64(min(safetyMargin, 1) * 1_000))),
-            backoffBase: scaled(nil, .seconds(3)),
-            backoffMax: scaled(nil, .seconds(30)))
+            safetyMargin: max(scaled(safetyMargin, profile.safetyMargin),
+                              .milliseconds(Int64(min(safetyMargin ?? profile.safetyMargin.inSeconds, 1) * 1_000))),
+            backoffBase: scaled(nil, profile.backoffBase),
+            backoffMax: scaled(nil, profile.backoffMax))
     }
 
     /// What the call budget serves on schedule: each held task costs one call per poll
@@ -142,7 +145,7 @@ public struct PipelineSettings: Sendable {
             engine.defaultProvider = first.name
             engine.policy = first.policy
         }
-        engine.errorBudget = ErrorBudget(window: scaled(nil, .seconds(60)), maxErrorRate: maxErrorRate, maxErrors: maxErrorsPerMinute)
+        engine.errorBudget = ErrorBudget(window: scaled(nil, ErrorBudget().window), maxErrorRate: maxErrorRate, maxErrors: maxErrorsPerMinute)
         engine.maxCommitMetadataBytes = commitMetadataMaxBytes
 
         var consumer = KafkaConsumerConfiguration(bootstrapServers: brokers, groupID: groupID)
@@ -152,8 +155,8 @@ public struct PipelineSettings: Sendable {
         var pipeline = Pipeline.Configuration(engine: engine, consumer: consumer, producer: producer)
         pipeline.topics = topics
         pipeline.shareRateLimitWithGroup = shareRateLimitWithGroup
-        pipeline.drainTimeout = .milliseconds(Int64(drainTimeout * 1_000))
-        pipeline.commitInterval = .milliseconds(Int64(commitInterval * 1_000))
+        if let drainTimeout { pipeline.drainTimeout = .milliseconds(Int64(drainTimeout * 1_000)) }
+        if let commitInterval { pipeline.commitInterval = .milliseconds(Int64(commitInterval * 1_000)) }
         return pipeline
     }
 

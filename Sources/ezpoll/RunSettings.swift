@@ -25,7 +25,7 @@ struct RunSettings {
             return value
         }
 
-        let providerName = string(options.provider, "EZPOLL_PROVIDER", "ez-captcha")
+        let providerName = string(options.provider, "EZPOLL_PROVIDER", ProviderProfile.ezCaptcha.name)
         guard var profile = ProviderProfile.named(providerName) else {
             throw ValidationError("unknown provider '\(providerName)'; known: \(ProviderProfile.builtins.map(\.name).joined(separator: ", "))")
         }
@@ -59,7 +59,7 @@ struct RunSettings {
         let firstPoll = try number(options.firstPollDelay, "EZPOLL_FIRST_POLL_DELAY")
         let interval = try number(options.pollInterval, "EZPOLL_POLL_INTERVAL")
         let window = try number(options.resultWindow, "EZPOLL_RESULT_WINDOW")
-        let margin = try number(options.safetyMargin, "EZPOLL_SAFETY_MARGIN") ?? settings.safetyMargin
+        let margin = try number(options.safetyMargin, "EZPOLL_SAFETY_MARGIN") ?? profile.safetyMargin.inSeconds
         try require(firstPoll.map { $0 >= 0 && $0.isFinite } ?? true, "--first-poll-delay must be >= 0 seconds (got \(firstPoll ?? 0))")
         try require(interval.map { $0 > 0 && $0.isFinite } ?? true, "--poll-interval must be > 0 seconds (got \(interval ?? 0))")
         try require(window.map { $0 > 0 && $0.isFinite } ?? true, "--result-window must be > 0 seconds (got \(window ?? 0))")
@@ -114,10 +114,10 @@ struct RunSettings {
 
         settings.commitMetadataMaxBytes = try number(options.commitMetadataMaxBytes, "EZPOLL_COMMIT_METADATA_MAX_BYTES") ?? settings.commitMetadataMaxBytes
         try require(settings.commitMetadataMaxBytes >= 0, "--commit-metadata-max-bytes must be >= 0 (0 = commit the watermark only)")
-        settings.drainTimeout = try number(options.drainTimeout, "EZPOLL_DRAIN_TIMEOUT") ?? settings.drainTimeout
-        settings.commitInterval = try number(options.commitInterval, "EZPOLL_COMMIT_INTERVAL") ?? settings.commitInterval
-        try require(settings.drainTimeout >= 0 && settings.drainTimeout.isFinite, "--drain-timeout must be >= 0 seconds")
-        try require(settings.commitInterval > 0 && settings.commitInterval <= 60, "--commit-interval must be > 0 and <= 60 seconds")
+        settings.drainTimeout = try number(options.drainTimeout, "EZPOLL_DRAIN_TIMEOUT")
+        settings.commitInterval = try number(options.commitInterval, "EZPOLL_COMMIT_INTERVAL")
+        try require(settings.drainTimeout.map { $0 >= 0 && $0.isFinite } ?? true, "--drain-timeout must be >= 0 seconds")
+        try require(settings.commitInterval.map { $0 > 0 && $0 <= 60 } ?? true, "--commit-interval must be > 0 and <= 60 seconds")
         settings.topics.input = string(options.inputTopic, "EZPOLL_INPUT_TOPIC", settings.topics.input)
         settings.topics.solutions = string(options.solutionsTopic, "EZPOLL_SOLUTIONS_TOPIC", settings.topics.solutions)
         settings.topics.failures = string(options.failuresTopic, "EZPOLL_FAILURES_TOPIC", settings.topics.failures)
