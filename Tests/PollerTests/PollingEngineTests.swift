@@ -608,30 +608,64 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
             $0.maxConcurrentCalls = 1 // one call at a time: the rest start later and later
             $0.policy = testPolicy(initialDelay: .seconds(1), interval: .seconds(2), minInterval: .zero)
         })
-        for i in 0..<60 {
-            h.script["a\(i)"] = [solved]
-            h.receive(#"{"taskId":"a\#(i)"}"#)
-        }
-        #expect(!h.pausedFetching && h.engine.inFlightLimit == 100)
+        // Tasks keep arriving (two per step, while the input is not paused); each call
+        // takes a quarter second, so polls fall further and further behind.
         var lowest = 100
-        var pausedAt: Int?
-        var steps = 0
-        while (h.engine.inFlightCount > 0 || !h.pendingCalls.isEmpty), steps < 10_000 {
-            steps += 1
-            h.now = h.now + .milliseconds(250) // each call takes a quarter second
+        var paused = false
+        var next = 0
+        for _ in 0..<120 {
+            if !h.pausedFetching {
+                for _ in 0..<2 {
+                    h.script["a\(next)"] = [solved]
+                    h.receive(#"{"taskId":"a\#(next)"}"#)
+                    next += 1
+                }
+            }
+            h.now = h.now + .milliseconds(250)
             h.step()
             lowest = min(lowest, h.engine.inFlightLimit)
-            if h.pausedFetching, pausedAt == nil { pausedAt = h.engine.inFlightCount }
+            paused = paused || (h.pausedFetching && h.engine.inFlightCount < 100)
         }
-        #expect(lowest < 60, "polls started up to seconds late: the bound fell below the tasks held (\(lowest))")
-        #expect(pausedAt != nil && pausedAt! < 100, "the input paused below maxInFlight")
-        // Nothing late any more: the bound grows back a tenth a second, and the input resumes.
-        for _ in 0..<60 {
+        #expect(lowest < 60, "polls started seconds late: the bound fell (\(lowest))")
+        #expect(lowest >= 10, "never below a tenth of maxInFlight")
+        #expect(paused, "the input paused below maxInFlight")
+        // No new input: the backlog drains, nothing is late any more, the bound grows back.
+        for _ in 0..<400 where h.engine.inFlightCount > 0 || h.engine.heldInputCount > 0 {
+            h.now = h.now + .milliseconds(250)
+            h.step()
+        }
+        for _ in 0..<30 {
             h.now = h.now + .seconds(1)
             h.step()
         }
         #expect(h.engine.inFlightLimit == 100)
         #expect(!h.pausedFetching)
+    }
+
+    @Test func lateStartsTheErrorBudgetCausesDoNotLowerTheBound() {
+        var h = EngineHarness(configuration: config {
+            $0.maxInFlight = 100
+            $0.adaptiveInFlight = true
+            $0.maxConcurrentCalls = 1
+            $0.errorBudget = ErrorBudget(window: .seconds(60), maxErrorRate: 0.2, minCalls: 5, maxErrors: 1000)
+            $0.policy = testPolicy(initialDelay: .seconds(1), interval: .seconds(2), minInterval: .zero)
+        })
+        for i in 0..<80 {
+            h.script["e\(i)"] = [.transient(retryAfter: nil), .transient(retryAfter: nil), solved]
+            h.receive(#"{"taskId":"e\#(i)"}"#)
+        }
+        var lowest = 100
+        var slowedSteps = 0
+        for _ in 0..<200 {
+            h.now = h.now + .milliseconds(250)
+            h.step()
+            if h.engine.callSlowdown > 1 {
+                slowedSteps += 1
+                lowest = min(lowest, h.engine.inFlightLimit)
+            }
+        }
+        #expect(slowedSteps > 20, "the error budget slowed the calls for a while (\(slowedSteps) steps)")
+        #expect(lowest == 100, "the slowdown is deliberate: the bound stays (\(lowest))")
     }
 
     @Test func offByDefault() {

@@ -60,21 +60,25 @@ extension PollingEngine {
     }
 
     /// At most once a second: while polls start late on average (more than half the poll
-    /// interval), the bound drops to 90 % of the tasks held now (never below 10); while
-    /// they start on time (under an eighth), it grows back by a tenth toward `maxInFlight`.
+    /// interval, at least 250 ms) for reasons of our own, the bound drops by a tenth (never
+    /// below a tenth of `maxInFlight`); while they start on time (under half that), it
+    /// grows back by a twentieth of `maxInFlight`. Lateness the error budget's slowdown or
+    /// an IP ban causes on purpose does not count.
     mutating func adaptInFlightBound(now: Timestamp) -> [Action] {
         guard configuration.adaptiveInFlight else { return [] }
         if let next = nextAdaptAt, now < next { return [] }
         nextAdaptAt = now + .seconds(1)
         if callsSinceAdapt == 0 { latenessMean /= 2 } // no calls: nothing is late
         callsSinceAdapt = 0
-        let threshold = Double(configuration.policy.interval.milliseconds) / 2
-        let floor = min(10, configuration.maxInFlight)
+        let threshold = max(Double(configuration.policy.interval.milliseconds) / 2, 250)
+        let maximum = configuration.maxInFlight
+        let floor = max(1, min(10, maximum), maximum / 10)
+        let deliberate = gate.slowdown > 1 || gate.ban.pausedUntil.map { $0 > now } == true
         var limit = inFlight.highWater
-        if latenessMean > threshold, tasks.count > floor {
-            limit = max(floor, min(limit, tasks.count * 9 / 10))
-        } else if latenessMean < threshold / 4, limit < configuration.maxInFlight {
-            limit = min(configuration.maxInFlight, limit + max(10, limit / 10))
+        if latenessMean > threshold, !deliberate, tasks.count >= limit * 9 / 10 {
+            limit = max(floor, limit - max(1, limit / 10))
+        } else if latenessMean < threshold / 2, limit < maximum {
+            limit = min(maximum, limit + max(10, maximum / 20))
         }
         guard limit != inFlight.highWater, let action = inFlight.setHighWater(limit) else { return [] }
         return [fetch(action)]
