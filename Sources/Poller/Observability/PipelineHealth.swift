@@ -1,4 +1,5 @@
 import Foundation
+import TaskAPI
 
 /// Liveness and readiness of a pipeline, from a snapshot of its state (no I/O, so the
 /// rules are tested on values):
@@ -68,16 +69,5 @@ public struct PipelineHealth: Sendable, Hashable {
         return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}\n"
     }
 
-    private func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    private func quoted(_ text: String) -> String { JSONEscaping.quoted(text) }
 }
