@@ -112,7 +112,7 @@ public final class Pipeline: Service, Sendable {
     public var snapshot: PipelineCounters.Snapshot { counters.snapshot }
     public var inFlight: Int { withEngine { $0.inFlightCount } }
     /// True while the in-flight bound holds the input paused (the backlog waits in Kafka).
-    public var isInputPaused: Bool { withEngine { $0.isFetchingPaused || $0.heldInputCount > 0 } }
+    public var isInputPaused: Bool { withEngine { $0.isFetchingPaused } }
     /// Records fetched before the input paused, waiting at the in-flight bound.
     public var heldInput: Int { withEngine { $0.heldInputCount } }
     /// getTaskResult calls per second allowed now (rate limit × group share ÷ slowdown).

@@ -27,7 +27,7 @@ extension Pipeline: ObservabilitySource {
         let now = WallClock.now()
         let state = withEngine { engine in
             (inFlight: engine.inFlightCount, held: engine.heldInputCount, limit: engine.inFlightLimit, calls: engine.callsInProgress,
-             paused: engine.isFetchingPaused || engine.heldInputCount > 0,
+             paused: engine.isFetchingPaused,
              bannedUntil: engine.bannedUntil.flatMap { $0 > now ? $0 : nil },
              deadKeys: engine.disabledKeyCount, slowdown: engine.callSlowdown,
              callsPerSecond: engine.callsPerSecond, lateness: engine.pollLateness)

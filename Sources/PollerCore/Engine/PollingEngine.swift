@@ -165,7 +165,9 @@ public struct PollingEngine: Sendable {
     public var heldInputCount: Int { held.count }
     /// The in-flight bound now (below `maxInFlight` while polls start late).
     public var inFlightLimit: Int { inFlight.highWater }
-    public var isFetchingPaused: Bool { inFlight.isPaused }
+    /// The input is paused: the in-flight bound is reached, or records fetched before the
+    /// pause are still held (fetching resumes only once they are all taken).
+    public var isFetchingPaused: Bool { inFlight.isPaused || !held.isEmpty }
     public var callsInProgress: Int { gate.concurrency.inUse }
     /// Until when an IP ban pauses every call, if one does.
     public var bannedUntil: Timestamp? { gate.ban.pausedUntil }
