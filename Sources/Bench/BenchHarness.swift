@@ -197,10 +197,7 @@ public final class BenchHarness: Sendable {
         try await producer.flush()
         await producer.close()
         // Drain: every created task should get its output.
-        let drainDeadline = ContinuousClock.now + .seconds(10) + .milliseconds(Int64(130 / c.timeScale * 1000))
-        while book.pendingCount > 0 && ContinuousClock.now < drainDeadline {
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        try await book.waitForOutputs(timeScale: c.timeScale)
         ticker.stop()
         let stats = simulator.stats()
 

@@ -64,5 +64,12 @@ final class BenchTaskBook: Sendable {
         state.withLockedValue { s in s.observations.filter { $0.received >= from && $0.received < to } }
     }
 
+    /// After the load: waits until every created task has its output, at most 10 s plus
+    /// 130 API s at this time scale (past the longest solve time the bench draws, 120 s).
+    func waitForOutputs(timeScale: Double) async throws {
+        let deadline = ContinuousClock.now + .seconds(10) + .milliseconds(Int64(130 / timeScale * 1000))
+        while pendingCount > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+    }
+
     func allObservations() -> [Observation] { state.withLockedValue { s in s.observations } }
 }

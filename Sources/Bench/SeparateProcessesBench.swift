@@ -111,8 +111,7 @@ public struct SeparateProcessesBench {
         last = try await sample(pipeline, url, http)
         try await producer.flush()
         await producer.close()
-        let drainDeadline = ContinuousClock.now + .seconds(10) + .milliseconds(Int64(130 / o.timeScale * 1000))
-        while book.pendingCount > 0 && ContinuousClock.now < drainDeadline { try await Task.sleep(for: .milliseconds(100)) }
+        try await book.waitForOutputs(timeScale: o.timeScale)
         let ceiling = try await wrkCeiling(url: url, key: key, http: http)
         await collector.close()
 
