@@ -47,7 +47,8 @@ public final class BenchHarness: Sendable {
             return (group, try await SimulatorServer.start(config: config, group: group))
         }
         var clientConfig = TaskResultClient.Configuration()
-        if let connections = options.maxConnections { clientConfig.maxConnectionsPerHost = connections }
+        clientConfig.maxConnectionsPerHost = options.maxConnections ?? options.maxConcurrentCalls
+        clientConfig.transport = options.httpTransport
         let client = try TaskResultClient(profile: ProviderProfile.ezCaptcha.with(baseURL: simulator.baseURL),
                                           configuration: clientConfig, logger: logger)
         return BenchHarness(options: options, logger: logger, ledger: ledger, cluster: cluster, simulatorGroup: group,
@@ -117,6 +118,7 @@ public final class BenchHarness: Sendable {
         BenchReport.Settings(rate: rate, durationSeconds: duration, warmupSeconds: warmup, timeScale: timeScale,
                              partitions: inputPartitions, maxConcurrentCalls: s.engine.maxConcurrentCalls,
                              httpConnections: client.configuration.maxConnectionsPerHost,
+                             httpClient: client.configuration.transport.rawValue,
                              rateLimit: s.engine.requestsPerSecond, maxInFlight: s.engine.maxInFlight,
                              pollIntervalMs: Double(s.engine.policy.interval.milliseconds),
                              firstPollDelayMs: Double(s.engine.policy.initialDelay.milliseconds),

@@ -1,3 +1,5 @@
+import TaskAPI
+
 /// What one bench run measures and with what load, typed (`ezpoll bench` fills it from
 /// its flags; see `BenchCommand` for what each means).
 public struct BenchOptions: Sendable {
@@ -11,7 +13,9 @@ public struct BenchOptions: Sendable {
     public var timeScale = 20.0
     public var partitions = 8
     public var maxConcurrentCalls = 64
+    /// Most connections to the simulator; nil: one per concurrent call (as `ezpoll run`).
     public var maxConnections: Int?
+    public var httpTransport = TaskResultClient.Configuration().transport
     public var rateLimit = 100_000.0
     public var maxInFlight = 50_000
     /// API seconds; nil: the profile's.

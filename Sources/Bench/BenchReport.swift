@@ -42,6 +42,7 @@ public struct BenchReport: Codable, Sendable {
         var partitions: Int
         var maxConcurrentCalls: Int
         var httpConnections: Int
+        var httpClient: String
         var rateLimit: Double
         var maxInFlight: Int
         var pollIntervalMs: Double
@@ -139,7 +140,7 @@ public struct BenchReport: Codable, Sendable {
         var rows: [(String, String)] = [("mode", mode), ("processes", processes), ("command", command)]
         let s = settings
         rows.append(("settings", String(format: "R %.0f/s, %.0f s (warm-up %.0f s), time scale %.0fx, %d partitions, %d calls at once over %d connections, rate limit %.0f/s, poll interval %.0f ms",
-                                         s.rate, s.durationSeconds, s.warmupSeconds, s.timeScale, s.partitions, s.maxConcurrentCalls, s.httpConnections, s.rateLimit, s.pollIntervalMs)))
+                                         s.rate, s.durationSeconds, s.warmupSeconds, s.timeScale, s.partitions, s.maxConcurrentCalls, s.httpConnections, s.rateLimit, s.pollIntervalMs) + ", HTTP client \(s.httpClient)"))
         if let t = throughput {
             rows.append(("tasks/s resolved (steady)", String(format: "%.0f over %.1f s (offered %.0f/s, target %.0f/s) — ", t.resolvedPerSecond, t.steadyWindowSeconds, t.offeredRate, t.targetRate) + (t.keptUp ? "kept up" : "DID NOT keep up")))
             rows.append(("tasks created / resolved / missing", "\(t.created) / \(t.resolved) (solved \(t.solved), failed \(t.failed)) / \(t.missing)"))

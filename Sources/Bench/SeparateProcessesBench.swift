@@ -51,7 +51,8 @@ public struct SeparateProcessesBench {
         progress("starting ezpoll run against \(brokers) and \(url)")
         var runArgs = ["run", "--brokers", brokers, "--api-url", url, "--group-id", "ezpoll-bench", "--time-scale", String(o.timeScale),
                        "--rate-limit", String(o.rateLimit), "--max-concurrent-calls", String(o.maxConcurrentCalls),
-                       "--max-in-flight", String(o.maxInFlight), "--metrics-port", "0", "--log-level", "warning"]
+                       "--max-in-flight", String(o.maxInFlight), "--metrics-port", "0", "--log-level", "warning",
+                       "--http-client", o.httpTransport.rawValue]
         if let interval = o.pollInterval { runArgs += ["--poll-interval", String(interval)] }
         if let first = o.firstPollDelay { runArgs += ["--first-poll-delay", String(first)] }
         for (name, value) in o.kafkaProperties.sorted(by: { $0.key < $1.key }) { runArgs += ["--kafka-config", "\(name)=\(value)"] }
@@ -128,7 +129,8 @@ public struct SeparateProcessesBench {
         var report = BenchReport(
             mode: "throughput", processes: Self.processes, command: o.commandLine,
             settings: .init(rate: o.rate, durationSeconds: o.duration, warmupSeconds: o.warmup, timeScale: o.timeScale,
-                            partitions: o.partitions, maxConcurrentCalls: o.maxConcurrentCalls, httpConnections: 0,
+                            partitions: o.partitions, maxConcurrentCalls: o.maxConcurrentCalls,
+                            httpConnections: o.maxConnections ?? o.maxConcurrentCalls, httpClient: o.httpTransport.rawValue,
                             rateLimit: o.rateLimit, maxInFlight: o.maxInFlight, pollIntervalMs: interval,
                             firstPollDelayMs: (o.firstPollDelay ?? 5) * 1000 / o.timeScale, solveMedianAPISeconds: o.solveMedian),
             throughput: .init(targetRate: o.rate, offeredRate: Double(created) / o.duration,

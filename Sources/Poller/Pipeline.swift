@@ -205,26 +205,60 @@ public final class Pipeline: Service, Sendable {
 
     // MARK: Dispatch
 
+    /// Each tick's calls go to their provider's client as one batch; their completions
+    /// come back on the client's event loop (`completed`), not as a task per call.
     private func dispatchLoop() async {
-        await withDiscardingTaskGroup { group in
-            defer { group.cancelAll() } // calls still running after the drain: cut off
-            while !stopRequested.isSet {
-                let now = WallClock.now()
-                let (actions, next) = withEngine { engine in (engine.tick(now: now), engine.nextWakeup(now: now)) }
-                var rest: [PollingEngine.Action] = []
-                for action in actions {
-                    if case .call(let handle, let taskId, let key, let provider) = action {
-                        counters.polled()
-                        let client = clients[provider] ?? self.client
-                        group.addTask { await self.poll(handle, taskId: taskId, key: key, client: client) }
-                    } else {
-                        rest.append(action)
-                    }
+        while !stopRequested.isSet {
+            let now = WallClock.now()
+            let (actions, next) = withEngine { engine in (engine.tick(now: now), engine.nextWakeup(now: now)) }
+            var rest: [PollingEngine.Action] = []
+            var calls: [TaskResultCall] = []
+            var providers: [String] = []
+            let started = ContinuousClock.now
+            for action in actions {
+                if case .call(let handle, let taskId, let key, let provider) = action {
+                    calls.append(TaskResultCall(taskId: taskId, clientKey: key) { [self] outcome in
+                        completed(handle, clientKey: key, started: started, outcome: outcome)
+                    })
+                    providers.append(provider)
+                } else {
+                    rest.append(action)
                 }
-                await performAsync(rest)
-                await wakeup.wait(until: next)
             }
-            await drain(withEngine { Set($0.assignedPartitions) })
+            if !calls.isEmpty {
+                counters.polled(calls.count)
+                start(calls, providers: providers)
+            }
+            await performAsync(rest)
+            await wakeup.wait(until: next)
+        }
+        // Calls still running after the drain end when the client closes (after the pipeline).
+        await drain(withEngine { Set($0.assignedPartitions) })
+    }
+
+    /// Hands each client its calls in one batch.
+    private func start(_ calls: [TaskResultCall], providers: [String]) {
+        guard !clients.isEmpty else { return client.start(calls) }
+        var batches: [String: [TaskResultCall]] = [:]
+        for (call, provider) in zip(calls, providers) { batches[provider, default: []].append(call) }
+        for (provider, batch) in batches { (clients[provider] ?? client).start(batch) }
+    }
+
+    /// A call's outcome, on the client's thread: the engine decides, the dispatcher is
+    /// woken only when this makes a poll due before it would wake anyway.
+    private func completed(_ handle: TaskHandle, clientKey: ClientKey, started: ContinuousClock.Instant, outcome: TaskOutcome) {
+        metrics.polled(outcome, duration: ContinuousClock.now - started)
+        let now = WallClock.now()
+        let (actions, next) = withEngine { engine in
+            (engine.callCompleted(handle, clientKey: clientKey, outcome: PollOutcome(outcome), now: now), engine.nextWakeup(now: now))
+        }
+        wakeup.signal(ifDueBefore: next)
+        signalDrained()
+        guard !actions.isEmpty else { return }
+        if actions.contains(where: \.publishes) {
+            Task { await performAsync(actions) }
+        } else {
+            perform(actions)
         }
     }
 
@@ -329,17 +363,6 @@ public final class Pipeline: Service, Sendable {
 
     static func kafkaOffset(_ commit: OffsetTracker.Commit) -> TopicPartitionOffset {
         TopicPartitionOffset(topicPartition(commit), offset: commit.offset, metadata: commit.metadata)
-    }
-
-    private func poll(_ handle: TaskHandle, taskId: String, key: ClientKey, client: any TaskResultFetching) async {
-        let started = ContinuousClock.now
-        let outcome = await client.getTaskResult(taskId: taskId, clientKey: key)
-        metrics.polled(outcome, duration: ContinuousClock.now - started)
-        let now = WallClock.now()
-        let actions = withEngine { $0.callCompleted(handle, clientKey: key, outcome: PollOutcome(outcome), now: now) }
-        wakeup.signal()
-        signalDrained()
-        await performAsync(actions)
     }
 
     // MARK: Actions
@@ -553,4 +576,14 @@ public final class OnceFlag: Sendable {
     }
 
     public var isSet: Bool { value.withLockedValue { $0 } }
+}
+
+extension PollingEngine.Action {
+    /// Publishing is async (the producer's queue may be full); everything else is not.
+    var publishes: Bool {
+        switch self {
+        case .publishSolution, .publishFailure, .publishDeadLetter: return true
+        default: return false
+        }
+    }
 }

@@ -27,7 +27,7 @@ public final class PipelineCounters: Sendable {
     }
 
     func consumed(_ n: Int) { update { $0.recordsConsumed += n } }
-    func polled() { update { $0.polls += 1 } }
+    func polled(_ n: Int) { update { $0.polls += n } }
     func solved() { update { $0.solved += 1 } }
     func failed(_ reason: FailureReason) { update { $0.failed[reason, default: 0] += 1 } }
     func deadLettered(_ code: DeadLetterReason.Code) { update { $0.deadLetters[code, default: 0] += 1 } }

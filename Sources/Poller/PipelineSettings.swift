@@ -32,6 +32,8 @@ public struct PipelineSettings: Sendable {
     /// partitions. False: each process uses all of it.
     public var shareRateLimitWithGroup = true
     public var maxConcurrentCalls = PollingEngine.Configuration().maxConcurrentCalls
+    /// Which HTTP client carries the calls (`--http-client`).
+    public var httpTransport = TaskResultClient.Configuration().transport
     /// Most tasks held; nil: what the call budget polls on schedule (`budgetedInFlight`).
     public var maxInFlight: Int?
     /// When true (as in `ezpoll run`), `maxInFlight` is capped at `budgetedInFlight`:
@@ -53,6 +55,15 @@ public struct PipelineSettings: Sendable {
     public var kafkaProperties: [String: String] = [:]
     public var consumerProperties: [String: String] = [:]
     public var producerProperties: [String: String] = [:]
+
+    /// The provider clients' settings: one keep-alive connection per concurrent call, so
+    /// no call waits for a connection while the engine allows it to run.
+    public var clientConfiguration: TaskResultClient.Configuration {
+        var configuration = TaskResultClient.Configuration()
+        configuration.maxConnectionsPerHost = maxConcurrentCalls
+        configuration.transport = httpTransport
+        return configuration
+    }
 
     /// Several providers at once (`--providers-file`): an event's `provider` picks one by
     /// name and its `taskType` may pick timings of their own. Empty: `profile` only. With

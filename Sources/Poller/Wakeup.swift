@@ -9,17 +9,32 @@ final class Wakeup: Sendable {
         var pending = false
         var waiter: CheckedContinuation<Void, Never>?
         var waitID: UInt64 = 0
+        /// When the waiter wakes anyway; nil: only on a signal.
+        var deadline: Timestamp?
     }
 
     private let state = NIOLockedValueBox(State())
     private let timerQueue = DispatchQueue(label: "ezpoll.dispatch-timer")
 
     func signal() {
+        signal(ifDueBefore: nil, always: true)
+    }
+
+    /// Signals only when work is due (`due`) before the waiter would wake anyway: a call
+    /// that completes while the dispatcher sleeps until a later poll need not wake it.
+    /// With nobody waiting the signal is kept (the dispatcher is mid-tick).
+    func signal(ifDueBefore due: Timestamp?) {
+        guard due != nil else { return }
+        signal(ifDueBefore: due, always: false)
+    }
+
+    private func signal(ifDueBefore due: Timestamp?, always: Bool) {
         let waiter = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
             guard let waiter = state.waiter else {
                 state.pending = true
                 return nil
             }
+            if !always, let due, let deadline = state.deadline, deadline <= due { return nil }
             state.waiter = nil
             return waiter
         }
@@ -38,6 +53,7 @@ final class Wakeup: Sendable {
                 if let delayMs, delayMs <= 0 { return nil }
                 state.waitID &+= 1
                 state.waiter = continuation
+                state.deadline = deadline
                 return state.waitID
             }
             guard let timer else { return continuation.resume() }

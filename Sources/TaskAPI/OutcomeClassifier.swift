@@ -16,7 +16,18 @@ public enum OutcomeClassifier {
         profile: ProviderProfile,
         now: Date = Date()
     ) -> TaskOutcome {
-        let retryAfter = headers.first(name: "Retry-After").flatMap { parseRetryAfter($0, now: now) }
+        classify(status: status, retryAfter: headers.first(name: "Retry-After"), body: body, profile: profile, now: now)
+    }
+
+    /// Classifies a completed HTTP response given its `Retry-After` header's value.
+    public static func classify(
+        status: Int,
+        retryAfter retryAfterValue: String?,
+        body: [UInt8],
+        profile: ProviderProfile,
+        now: @autoclosure () -> Date = Date()
+    ) -> TaskOutcome {
+        let retryAfter = retryAfterValue.flatMap { parseRetryAfter($0, now: now()) }
         guard (200..<300).contains(status) else {
             // Some providers answer errors with a 4xx and a proper JSON error body.
             if (400..<500).contains(status), status != 429, status != 408,

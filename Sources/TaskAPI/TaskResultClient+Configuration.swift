@@ -15,6 +15,15 @@ extension TaskResultClient {
         public var maxBodyBytes: Int
         /// Sent as `User-Agent`.
         public var userAgent: String
+        /// Which HTTP/1.1 client carries the calls.
+        public var transport: Transport
+
+        public enum Transport: String, Sendable, Hashable, CaseIterable {
+            /// Our connection pool on one SwiftNIO event loop: batches in, completions on the loop.
+            case nio
+            /// async-http-client: a task and two async hops per call.
+            case asyncHTTPClient = "async-http-client"
+        }
 
         public init(
             connectTimeout: Duration = .seconds(5),
@@ -23,7 +32,8 @@ extension TaskResultClient {
             maxConnectionsPerHost: Int = 32,
             idleTimeout: Duration = .seconds(60),
             maxBodyBytes: Int = 1 << 20,
-            userAgent: String = EzpollVersion.userAgent
+            userAgent: String = EzpollVersion.userAgent,
+            transport: Transport = .nio
         ) {
             self.connectTimeout = connectTimeout
             self.readTimeout = readTimeout
@@ -32,6 +42,7 @@ extension TaskResultClient {
             self.idleTimeout = idleTimeout
             self.maxBodyBytes = maxBodyBytes
             self.userAgent = userAgent
+            self.transport = transport
         }
     }
 }

@@ -39,8 +39,10 @@ struct BenchCommand: AsyncParsableCommand {
     var partitions: Int = 8
     @Option(help: "Pipeline: most getTaskResult calls at once (also the --raw-http concurrency).")
     var maxConcurrentCalls: Int = 64
-    @Option(help: "HTTP client: most connections to the simulator (default: the client's, as in `ezpoll run`).")
+    @Option(help: "HTTP client: most connections to the simulator (default: one per concurrent call, as in `ezpoll run`).")
     var maxConnections: Int?
+    @Option(help: "HTTP client: nio (our HTTP/1.1 pool, as `ezpoll run` by default) or async-http-client.")
+    var httpClient: String = TaskResultClient.Configuration.Transport.nio.rawValue
     @Option(help: "Pipeline: most getTaskResult calls per second.")
     var rateLimit: Double = 100_000
     @Option(help: "Pipeline: most tasks in flight.")
@@ -128,6 +130,10 @@ struct BenchCommand: AsyncParsableCommand {
         (options.rawHttp, options.rawHttpFuture, options.rawHttpSeconds) = (rawHttp, rawHttpFuture, rawHttpSeconds)
         (options.simulatorThreads, options.seed, options.separateProcesses) = (simulatorThreads, seed, separateProcesses)
         options.kafkaProperties = try KafkaProperty.parse(kafkaConfig)
+        guard let transport = TaskResultClient.Configuration.Transport(rawValue: httpClient) else {
+            throw ValidationError("--http-client must be nio or async-http-client (got '\(httpClient)')")
+        }
+        options.httpTransport = transport
         options.commandLine = (["ezpoll"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
         return options
     }

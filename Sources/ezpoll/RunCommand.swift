@@ -43,6 +43,8 @@ struct RunCommand: AsyncParsableCommand {
     var eventKeysOnly = false
     @Option(parsing: .unconditional, help: "Most getTaskResult calls at once. [EZPOLL_MAX_CONCURRENT_CALLS, default 64]")
     var maxConcurrentCalls: Int?
+    @Option(help: "HTTP client for getTaskResult: nio (our keep-alive HTTP/1.1 pool on SwiftNIO, one connection per concurrent call) or async-http-client. [EZPOLL_HTTP_CLIENT, default nio]")
+    var httpClient: String?
     @Option(parsing: .unconditional, help: "Most getTaskResult calls per second for the key, all tasks together; shared by the group's members (see --rate-limit-scope). [EZPOLL_RATE_LIMIT, default 200]")
     var rateLimit: Double?
     @Option(help: "group: the members of the consumer group share --rate-limit, each using its share of the input partitions (updated on every rebalance); process: each process uses all of it. [EZPOLL_RATE_LIMIT_SCOPE, default group]")
@@ -100,14 +102,14 @@ struct RunCommand: AsyncParsableCommand {
         var logger = settings.jsonLogs ? Logger(label: "ezpoll", factory: { JSONLogHandler(label: $0) }) : Logger(label: "ezpoll")
         logger.logLevel = settings.logLevel
         for warning in settings.warnings { logger.warning("\(warning)") }
-        let client = try TaskResultClient(profile: settings.profile, logger: logger)
+        let client = try TaskResultClient(profile: settings.profile, configuration: settings.settings.clientConfiguration, logger: logger)
         var clients: [TaskResultClient] = [client]
         let pipeline: Pipeline
         do {
             // One HTTP client per further provider (`--providers-file`), by its route name.
             var byName: [String: any TaskResultFetching] = [:]
             for provider in settings.settings.providers.dropFirst() {
-                let other = try TaskResultClient(profile: provider.profile, logger: logger)
+                let other = try TaskResultClient(profile: provider.profile, configuration: settings.settings.clientConfiguration, logger: logger)
                 clients.append(other)
                 byName[provider.profile.name] = other
             }

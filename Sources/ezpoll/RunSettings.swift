@@ -73,6 +73,11 @@ struct RunSettings {
 
         settings.maxInFlight = try number(options.maxInFlight, "EZPOLL_MAX_IN_FLIGHT")
         settings.maxConcurrentCalls = try number(options.maxConcurrentCalls, "EZPOLL_MAX_CONCURRENT_CALLS") ?? settings.maxConcurrentCalls
+        let transport = string(options.httpClient, "EZPOLL_HTTP_CLIENT", settings.httpTransport.rawValue)
+        guard let httpTransport = TaskResultClient.Configuration.Transport(rawValue: transport) else {
+            throw ValidationError("--http-client must be \(TaskResultClient.Configuration.Transport.allCases.map(\.rawValue).joined(separator: " or ")) (got '\(transport)')")
+        }
+        settings.httpTransport = httpTransport
         settings.rateLimit = try number(options.rateLimit, "EZPOLL_RATE_LIMIT") ?? settings.rateLimit
         try require((settings.maxInFlight ?? 1) >= 1, "--max-in-flight must be at least 1 (got \(settings.maxInFlight ?? 0))")
         try require(settings.maxConcurrentCalls >= 1, "--max-concurrent-calls must be at least 1 (got \(settings.maxConcurrentCalls))")
