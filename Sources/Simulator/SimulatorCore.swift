@@ -17,6 +17,8 @@ public struct SimulatorCore: Sendable {
     var bannedUntil: Double?
     var counters = SimCounters()
     var detectionDelays: [Double] = []
+    /// API time each detection delay was seen (same order).
+    var detectionSeenAt: [Double] = []
     /// Poll counts of forgotten tasks that were polled, kept for `stats`.
     var retiredPolls: [Int32] = []
     var createdSincePurge = 0
@@ -228,6 +230,7 @@ public struct SimulatorCore: Sendable {
             } else {
                 counters.tasksSeenReady += 1
                 detectionDelays.append(now - task.readyAt)
+                detectionSeenAt.append(now)
             }
         }
         if task.unsolvable { return .error(.captchaUnsolvable) }

@@ -62,6 +62,16 @@ final class SimulatorEngine: Sendable {
 
     // MARK: - HTTP
 
+    /// The value of `name` in the URI's query, if any.
+    static func query(_ uri: String, _ name: String) -> String? {
+        guard let mark = uri.firstIndex(of: "?") else { return nil }
+        for pair in uri[uri.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            if parts.count == 2, parts[0] == name { return String(parts[1]) }
+        }
+        return nil
+    }
+
     func handle(method: HTTPMethod, uri: String, body: [UInt8]) -> SimHTTPResponse {
         let path = uri.firstIndex(of: "?").map { uri[..<$0] } ?? Substring(uri)
         switch (method, path) {
@@ -69,7 +79,7 @@ final class SimulatorEngine: Sendable {
         case (.POST, "/createTask"): return createTasks(body, bulk: false)
         case (.POST, "/createTasks"): return createTasks(body, bulk: true)
         case (.POST, "/getBalance"): return getBalance(body)
-        case (.GET, "/stats"): return statsResponse()
+        case (.GET, "/stats"): return statsResponse(detectedSince: Self.query(uri, "detectedSince").flatMap(Double.init))
         case (.POST, "/reset"):
             if body.isEmpty || body.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
                 reset(config: nil)
@@ -203,14 +213,15 @@ final class SimulatorEngine: Sendable {
         }
     }
 
-    func stats() -> SimulatorStats {
-        withState { core, now in core.stats(now: now) }
+    func stats(detectedSince: Double? = nil) -> SimulatorStats {
+        withState { core, now in core.stats(now: now, detectedSince: detectedSince) }
     }
 
-    private func statsResponse() -> SimHTTPResponse {
+    /// `GET /stats?detectedSince=<API seconds>`: the detection delay of tasks seen ready since then.
+    private func statsResponse(detectedSince: Double?) -> SimHTTPResponse {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let body = (try? Array(encoder.encode(stats()))) ?? Array("{}".utf8)
+        let body = (try? Array(encoder.encode(stats(detectedSince: detectedSince)))) ?? Array("{}".utf8)
         return SimHTTPResponse(body: body)
     }
 }

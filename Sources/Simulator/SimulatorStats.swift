@@ -83,8 +83,9 @@ struct SimCounters: Sendable, Hashable {
 }
 
 extension SimulatorCore {
-    /// A snapshot of the statistics at `now` (API seconds).
-    public func stats(now: Double) -> SimulatorStats {
+    /// A snapshot of the statistics at `now` (API seconds); the detection delay only of
+    /// tasks seen ready at or after `detectedSince` when given (a bench's steady window).
+    public func stats(now: Double, detectedSince: Double? = nil) -> SimulatorStats {
         var polls: [Double] = []
         polls.reserveCapacity(tasks.count + retiredPolls.count)
         for task in tasks.values where task.polls > 0 {
@@ -104,7 +105,9 @@ extension SimulatorCore {
             tasksSeenReady: counters.tasksSeenReady,
             unsolvableSeen: counters.unsolvableSeen,
             readyResponses: counters.readyResponses,
-            detectionDelay: .of(detectionDelays),
+            detectionDelay: .of(detectedSince.map { since in
+                zip(detectionDelays, detectionSeenAt).filter { $0.1 >= since }.map(\.0)
+            } ?? detectionDelays),
             callsAfterExpiry: counters.callsAfterExpiry,
             unknownTaskCalls: counters.unknownTaskCalls,
             errorResponses: counters.errorResponses,

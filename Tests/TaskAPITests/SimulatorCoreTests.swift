@@ -24,6 +24,20 @@ struct SimulatorCoreTests {
         #expect(stats.getTaskResultCalls == 3)
     }
 
+    @Test func detectionDelaySinceAGivenTime() {
+        var sim = core()
+        let early = sim.createTask(solveTime: 10, now: 100)
+        let late = sim.createTask(solveTime: 10, now: 200)
+        _ = sim.getTaskResult(clientKey: "k", taskId: early, now: 111) // seen 1 s after ready
+        _ = sim.getTaskResult(clientKey: "k", taskId: late, now: 214) // seen 4 s after ready
+        #expect(sim.stats(now: 220).detectionDelay.count == 2)
+        let steady = sim.stats(now: 220, detectedSince: 150).detectionDelay
+        #expect(steady.count == 1)
+        #expect(steady.mean == 4)
+        #expect(SimulatorEngine.query("/stats?a=1&detectedSince=150.5", "detectedSince") == "150.5")
+        #expect(SimulatorEngine.query("/stats", "detectedSince") == nil)
+    }
+
     @Test func unknownIdAndExpiryAnswerTaskIdInvalid() {
         var sim = core()
         #expect(sim.getTaskResult(clientKey: "k", taskId: "nope", now: 0) == .error(.taskIdInvalid))
