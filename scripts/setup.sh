@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what ezpoll needs on a fresh Debian 12 machine with Swift: librdkafka-dev
-# (through apt, only when pkg-config cannot find it), promtool (through apt, only when missing)
+# (through apt, only when pkg-config cannot find it), openssl and promtool (through apt, only when missing)
 # and Python's jsonschema, PyYAML and kubernetes-validate (only when missing).
 set -euo pipefail
 
@@ -12,6 +12,13 @@ if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists rdkafka; the
   echo "setup: installing librdkafka-dev and pkg-config through apt" >&2
   sudo_if_needed apt-get update -qq
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librdkafka-dev pkg-config >/dev/null
+fi
+
+# openssl makes the throwaway certificate of the HTTPS client test (Tests/TaskAPITests/HTTPSClientTests.swift).
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "setup: installing openssl through apt" >&2
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
 fi
 
 # rfc3339-validator: without it jsonschema silently skips "format": "date-time".

@@ -17,6 +17,8 @@ extension TaskResultClient {
         public var userAgent: String
         /// Which HTTP/1.1 client carries the calls.
         public var transport: Transport
+        /// PEM files of certificate authorities trusted besides the system's (https only).
+        public var additionalTrustRootFiles: [String] = []
 
         public enum Transport: String, Sendable, Hashable, CaseIterable {
             /// Our connection pool on one SwiftNIO event loop: batches in, completions on the loop.

@@ -4,6 +4,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// Calls `getTaskResult` on one provider over keep-alive HTTP/1.1 connections.
 ///
@@ -53,7 +54,8 @@ public final class TaskResultClient: Sendable {
             if let query = parsed.query { path += "?\(query)" }
             let target = HTTP1ConnectionPool.Target(
                 host: host, port: parsed.port ?? (scheme == "https" ? 443 : 80), tls: scheme == "https",
-                path: path, userAgent: configuration.userAgent)
+                path: path, userAgent: configuration.userAgent,
+                additionalTrustRootFiles: configuration.additionalTrustRootFiles)
             let timeouts = HTTP1ConnectionPool.Timeouts(
                 connect: TimeAmount(configuration.connectTimeout), read: TimeAmount(configuration.readTimeout),
                 request: TimeAmount(configuration.requestTimeout), idle: TimeAmount(configuration.idleTimeout))
@@ -78,6 +80,11 @@ public final class TaskResultClient: Sendable {
                 decompression: .disabled
             )
             http.httpVersion = .http1Only
+            if !configuration.additionalTrustRootFiles.isEmpty {
+                var tls = TLSConfiguration.makeClientConfiguration()
+                tls.additionalTrustRoots = configuration.additionalTrustRootFiles.map { .file($0) }
+                http.tlsConfiguration = tls
+            }
             transport = .asyncHTTPClient(HTTPClient(eventLoopGroup: eventLoopGroup, configuration: http), url: url)
         }
     }

@@ -21,6 +21,8 @@ final class HTTP1ConnectionPool: Sendable {
         var tls: Bool
         var path: String
         var userAgent: String
+        /// PEM files trusted besides the system's roots.
+        var additionalTrustRootFiles: [String] = []
     }
 
     struct Timeouts: Sendable {
@@ -63,7 +65,13 @@ final class HTTP1ConnectionPool: Sendable {
         self.timeouts = timeouts
         self.maxConnections = max(1, maxConnections)
         self.maxBodyBytes = maxBodyBytes
-        self.sslContext = target.tls ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
+        if target.tls {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.additionalTrustRoots = target.additionalTrustRootFiles.map { .file($0) }
+            sslContext = try NIOSSLContext(configuration: tls)
+        } else {
+            sslContext = nil
+        }
         let defaultPort = target.tls ? 443 : 80
         let hostHeader = target.port == defaultPort ? target.host : "\(target.host):\(target.port)"
         head = Array(("POST \(target.path) HTTP/1.1\r\nHost: \(hostHeader)\r\n"
