@@ -642,6 +642,29 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
         #expect(!h.pausedFetching)
     }
 
+    @Test func lateStartsFarBelowTheBoundPauseTheInputAtOnce() {
+        var h = EngineHarness(configuration: config {
+            $0.maxInFlight = 1_000
+            $0.adaptiveInFlight = true
+            $0.maxConcurrentCalls = 1
+            $0.policy = testPolicy(initialDelay: .seconds(1), interval: .seconds(2), minInterval: .zero)
+        })
+        // 200 tasks, a fifth of the bound, polled one at a time: polls start seconds late.
+        for i in 0..<200 {
+            h.script["b\(i)"] = [.processing, .processing, solved]
+            h.receive(#"{"taskId":"b\#(i)"}"#)
+        }
+        var pausedAt: Int?
+        for _ in 0..<40 where pausedAt == nil {
+            h.now = h.now + .milliseconds(250)
+            h.step()
+            if h.pausedFetching { pausedAt = h.engine.inFlightCount }
+        }
+        #expect(pausedAt != nil, "late polls paused the input although 200 of 1,000 were in flight")
+        #expect(h.engine.inFlightLimit < 200, "the bound fell below what was in flight (\(h.engine.inFlightLimit))")
+        #expect(h.engine.inFlightLimit >= 100, "never below a tenth of maxInFlight")
+    }
+
     @Test func lateStartsTheErrorBudgetCausesDoNotLowerTheBound() {
         var h = EngineHarness(configuration: config {
             $0.maxInFlight = 100

@@ -60,8 +60,9 @@ extension PollingEngine {
     }
 
     /// At most once a second: while polls start late on average (more than half the poll
-    /// interval, at least 250 ms) for reasons of our own, the bound drops by a tenth (never
-    /// below a tenth of `maxInFlight`); while they start on time (under half that), it
+    /// interval, at least 250 ms) for reasons of our own, the bound drops to a tenth below
+    /// the tasks in flight (never below a tenth of `maxInFlight`), so the input pauses at
+    /// once; while they start on time (under half that), it
     /// grows back by a twentieth of `maxInFlight`. Lateness the error budget's slowdown or
     /// an IP ban causes on purpose does not count.
     mutating func adaptInFlightBound(now: Timestamp) -> [Action] {
@@ -75,8 +76,11 @@ extension PollingEngine {
         let floor = max(1, min(10, maximum), maximum / 10)
         let deliberate = gate.slowdown > 1 || gate.ban.pausedUntil.map { $0 > now } == true
         var limit = inFlight.highWater
-        if latenessMean > threshold, !deliberate, tasks.count >= limit * 9 / 10 {
-            limit = max(floor, limit - max(1, limit / 10))
+        if latenessMean > threshold, !deliberate {
+            // A tenth below what is in flight now, not below a bound far above it: such a
+            // bound would take many steps to bind while every poll drifts later.
+            let current = min(limit, tasks.count)
+            limit = max(floor, current - max(1, current / 10))
         } else if latenessMean < threshold / 2, limit < maximum {
             limit = min(maximum, limit + max(10, maximum / 20))
         }
