@@ -47,6 +47,13 @@ final class HTTP1ConnectionPool: Sendable {
     struct Request: Sendable {
         var body: [UInt8]
         var completion: @Sendable (Result<HTTP1ResponseParser.Response, Failure>) -> Void
+        /// Sent again after a reused connection closed under it (at most once).
+        var isRetry = false
+
+        init(body: [UInt8], completion: @escaping @Sendable (Result<HTTP1ResponseParser.Response, Failure>) -> Void) {
+            self.body = body
+            self.completion = completion
+        }
     }
 
     let loop: any EventLoop
@@ -213,6 +220,14 @@ final class HTTP1ConnectionPool: Sendable {
         }
     }
 
+    /// A request a reused connection lost before any answer byte goes first to the next
+    /// connection (getTaskResult only reads, so sending it twice is harmless).
+    fileprivate func retry(_ request: Request, deadline: NIODeadline) {
+        var request = request
+        request.isRetry = true
+        state.value.waiting.prepend(Waiting(request: request, deadline: deadline))
+    }
+
     fileprivate func closed(_ connection: Connection) {
         let s = state.value
         s.connections.removeAll { $0 === connection }
@@ -245,6 +260,10 @@ final class HTTP1ConnectionPool: Sendable {
         var current: Request?
         var deadline = NIODeadline.distantFuture
         var lastActivity = NIODeadline.now()
+        /// Answers received on this connection so far.
+        var answers = 0
+        /// An answer byte arrived for the call in progress.
+        var answering = false
 
         init(channel: any Channel, handler: ConnectionHandler) {
             self.channel = channel
@@ -282,7 +301,17 @@ final class HTTP1ConnectionPool: Sendable {
 
         func answered(_ response: HTTP1ResponseParser.Response) -> Request? {
             defer { current = nil }
+            answers += 1
+            answering = false
             return current
+        }
+
+        /// The call in progress, if the server closed this kept-alive connection before
+        /// answering it: the race of a request with the server's idle close.
+        func takeRetriable() -> (Request, NIODeadline)? {
+            guard let request = current, answers > 0, !answering, !request.isRetry else { return nil }
+            current = nil
+            return (request, deadline)
         }
 
         private static let headEnd: [UInt8] = [13, 10, 13, 10]
@@ -304,6 +333,7 @@ final class HTTP1ConnectionPool: Sendable {
             let buffer = unwrapInboundIn(data)
             guard let connection else { return }
             connection.lastActivity = NIODeadline.now()
+            connection.answering = connection.current != nil
             do {
                 var bytes = buffer.readableBytesView[...]
                 while let response = try parser.feed(bytes) {
@@ -337,6 +367,8 @@ final class HTTP1ConnectionPool: Sendable {
             if let connection {
                 if let response = parser.finish() {
                     deliver(response, on: connection)
+                } else if let (request, deadline) = connection.takeRetriable() {
+                    pool?.retry(request, deadline: deadline)
                 } else {
                     connection.fail(.closed)
                 }
@@ -346,8 +378,8 @@ final class HTTP1ConnectionPool: Sendable {
             context.fireChannelInactive()
         }
 
+        /// The close that follows decides (`channelInactive`): retry or fail the call.
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            connection?.fail(.closed)
             context.close(promise: nil)
         }
     }
