@@ -1,8 +1,4 @@
 import Foundation
-import NIOConcurrencyHelpers
-import NIOCore
-import NIOHTTP1
-import NIOPosix
 import NIOSSL
 import Testing
 @testable import TaskAPI
@@ -19,7 +15,10 @@ struct HTTPSClientTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let (certificate, key) = try Self.selfSignedCertificate(in: dir)
-        let server = try await TLSServer.start(certificate: certificate, key: key, answer: Self.answer)
+        let tls = try NIOSSLContext(configuration: .makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))))
+        let server = try await LoopbackHTTPServer.start(tls: tls, body: Self.answer)
         let profile = ProviderProfile.ezCaptcha.with(baseURL: "https://localhost:\(server.port)")
 
         var trusting = TaskResultClient.Configuration(transport: transport)
@@ -57,65 +56,5 @@ struct HTTPSClientTests {
         openssl.waitUntilExit()
         try #require(openssl.terminationStatus == 0, "openssl could not make a certificate (scripts/setup.sh installs it)")
         return (certificate, key)
-    }
-}
-
-/// An HTTPS server on 127.0.0.1 that answers every request with one JSON body and
-/// records each request line.
-private struct TLSServer {
-    let channel: any Channel
-    let group: MultiThreadedEventLoopGroup
-    let requests: NIOLockedValueBox<[String]>
-    var port: Int { channel.localAddress?.port ?? 0 }
-
-    static func start(certificate: String, key: String, answer: String) async throws -> TLSServer {
-        let context = try NIOSSLContext(configuration: .makeServerConfiguration(
-            certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
-            privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))))
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let requests = NIOLockedValueBox<[String]>([])
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Answer(body: answer, requests: requests))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        return TLSServer(channel: channel, group: group, requests: requests)
-    }
-
-    func stop() async throws {
-        try await channel.close()
-        try await group.shutdownGracefully()
-    }
-
-    final class Answer: ChannelInboundHandler {
-        typealias InboundIn = HTTPServerRequestPart
-        typealias OutboundOut = HTTPServerResponsePart
-        let body: String
-        let requests: NIOLockedValueBox<[String]>
-
-        init(body: String, requests: NIOLockedValueBox<[String]>) {
-            self.body = body
-            self.requests = requests
-        }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            switch unwrapInboundIn(data) {
-            case .head(let head):
-                requests.withLockedValue { $0.append("\(head.method.rawValue) \(head.uri)") }
-            case .body:
-                break
-            case .end:
-                var headers = HTTPHeaders([("Content-Type", "application/json")])
-                headers.add(name: "Content-Length", value: String(body.utf8.count))
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
-                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            }
-        }
     }
 }
