@@ -349,10 +349,14 @@ public final class Pipeline: Service, Sendable {
         let failed = consumer.commitBlocking(force: false) { commits.map(Self.kafkaOffset) } ?? [:]
         let refused = commits.filter { failed[Self.topicPartition($0)] != nil }
         if !refused.isEmpty {
-            logger.warning(final ? "final commit on revoke failed; the next owner repeats what finished since the last commit"
+            logger.warning(final ? "final commit on revoke failed; another owner repeats what finished since the last commit (this member skips it if the partition comes back)"
                                  : "commit at the start of a revoke failed",
                            metadata: ["errors": "\(failed.values.map(\.message))"])
-            if !final { perform(withEngine { $0.commitFailed(refused) }) }
+            if final {
+                withEngine { $0.finalCommitsRefused(refused) }
+            } else {
+                perform(withEngine { $0.commitFailed(refused) })
+            }
         }
         committed(commits.filter { failed[Self.topicPartition($0)] == nil })
     }

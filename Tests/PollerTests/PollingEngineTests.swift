@@ -483,6 +483,64 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
         #expect(h.stored == 4)
     }
 
+    /// What this member's refused final commit of a partition recorded.
+    func refusedCommit(_ partition: PartitionID, offset: Int64, finished: [Range<Int64>]) -> OffsetTracker.Commit {
+        OffsetTracker.Commit(partition: partition, offset: offset,
+                             metadata: OffsetCommitMetadata.encode(base: offset, finished: finished).metadata,
+                             finishedAbove: Int64(finished.reduce(0) { $0 + $1.count }), truncated: false)
+    }
+
+    @Test func aPartitionBackAfterARefusedFinalCommitSkipsWhatThisMemberFinished() {
+        var h = EngineHarness(configuration: config())
+        _ = h.engine.revoked([h.partition])
+        // The broker refused the revoke's final commit (offset 2, 3 finished above it) and
+        // still holds an older one (offset 0): the partition comes back to this member.
+        h.engine.finalCommitsRefused([refusedCommit(h.partition, offset: 2, finished: [3..<4])])
+        h.apply(h.engine.assigned([PollingEngine.AssignedPartition(h.partition, committedOffset: 0, metadata: nil)]))
+        h.nextOffset = 0
+        for id in ["a", "b", "c", "d", "e"] {
+            h.script[id] = [solved]
+            h.receive(#"{"taskId":"\#(id)"}"#)
+        }
+        h.runToCompletion()
+        #expect(Set(h.solutions.keys) == ["c", "e"], "offsets 0, 1 and 3 were finished here before the revoke")
+        #expect(h.stored == 5)
+    }
+
+    @Test func aLostPartitionThatComesBackSkipsWhatFinishedHere() {
+        var h = EngineHarness(configuration: config())
+        for id in ["a", "b"] {
+            h.script[id] = [solved]
+            h.receive(#"{"taskId":"\#(id)"}"#)
+        }
+        h.runToCompletion()
+        #expect(h.stored == 2)
+        // The broker refused that commit, then the partition was lost: assigned again with
+        // nothing committed.
+        _ = h.engine.commitFailed([refusedCommit(h.partition, offset: 2, finished: [])])
+        #expect(h.engine.revoked([h.partition], lost: true).commits.isEmpty)
+        h.apply(h.engine.assigned([PollingEngine.AssignedPartition(h.partition)]))
+        h.nextOffset = 0
+        for id in ["a", "b", "c"] {
+            h.script[id] = [solved]
+            h.receive(#"{"taskId":"\#(id)"}"#)
+        }
+        h.runToCompletion()
+        #expect(h.callsPerTask["a"] == 1 && h.callsPerTask["b"] == 1, "a and b were not polled again")
+        #expect(h.callsPerTask["c"] == 1)
+    }
+
+    @Test func ownAndGroupCommitsMergeAsAUnionAboveWhereFetchingStarts() {
+        let p = PartitionID(topic: "t", partition: 0)
+        let own = refusedCommit(p, offset: 5, finished: [6..<8, 10..<11])
+        #expect(PollingEngine.merged([], with: own, from: 0) == [0..<5, 6..<8, 10..<11])
+        #expect(PollingEngine.merged([12..<13], with: own, from: 7) == [7..<8, 10..<11, 12..<13],
+                "a newer group commit: only what lies above it")
+        #expect(PollingEngine.merged([4..<7, 9..<10], with: own, from: 2) == [2..<8, 9..<11])
+        #expect(PollingEngine.merged([], with: own, from: 20) == [])
+        #expect(PollingEngine.merged([], with: own, from: nil) == [0..<5, 6..<8, 10..<11])
+    }
+
     @Test func unusableMetadataIsReportedAndNothingIsSkipped() {
         var h = handedOver(committed: 0, finished: [], metadata: "ezp1:not-base64!")
         #expect(h.log.contains { if case .commitMetadataIgnored = $0 { return true } else { return false } })

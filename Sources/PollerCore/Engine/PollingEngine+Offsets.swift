@@ -34,10 +34,42 @@ extension PollingEngine {
                     actions.append(.commitMetadataIgnored(assigned.partition, reason: "metadata without a committed offset"))
                 }
             }
+            if let unsent = unsentCommits.removeValue(forKey: assigned.partition) {
+                finished = Self.merged(finished, with: unsent, from: assigned.committedOffset)
+            }
             offsets.assign(assigned.partition, finished: finished)
         }
         if (inFlight.isPaused || !held.isEmpty) && !partitions.isEmpty { actions.append(.pauseFetching) }
         return actions
+    }
+
+    /// Finished offsets (above `committed`, where fetching starts) from the group's
+    /// commit and from this member's own refused final commit of the partition: a union
+    /// of facts, each an acknowledged output, so it is right whoever owned the partition
+    /// in between. Sorted, non-overlapping.
+    static func merged(_ finished: [Range<Int64>], with unsent: OffsetTracker.Commit, from committed: Int64?) -> [Range<Int64>] {
+        let start = committed ?? 0
+        var ranges = finished
+        if unsent.offset > start { ranges.append(start..<unsent.offset) }
+        if !unsent.metadata.isEmpty, let own = try? OffsetCommitMetadata.decode(unsent.metadata, base: unsent.offset) {
+            ranges += own
+        }
+        var union: [Range<Int64>] = []
+        for range in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) where range.upperBound > start {
+            let clipped = max(range.lowerBound, start)..<range.upperBound
+            if let last = union.last, last.upperBound >= clipped.lowerBound {
+                union[union.count - 1] = last.lowerBound..<max(last.upperBound, clipped.upperBound)
+            } else {
+                union.append(clipped)
+            }
+        }
+        return union
+    }
+
+    /// The broker refused these final commits of revoked partitions: keep what they
+    /// record, in case the partitions come back to this member (`assigned` merges it).
+    public mutating func finalCommitsRefused(_ commits: [OffsetTracker.Commit]) {
+        for commit in commits { unsentCommits[commit.partition] = commit }
     }
 
     /// Partitions about to be revoked (graceful): no new records, no new calls. Their
@@ -80,12 +112,16 @@ extension PollingEngine {
     /// Partitions taken away: their remaining tasks are dropped (the next owner polls
     /// them again) and late completions discarded. Returns the final commit of each,
     /// to commit before the partitions are given up; none when `lost` (another member
-    /// may own them already).
+    /// may own them already: the commits are kept for `assigned` instead).
     public mutating func revoked(_ partitions: [PartitionID], lost: Bool = false) -> (commits: [OffsetTracker.Commit], actions: [Action]) {
         let gone = Set(partitions)
         var commits: [OffsetTracker.Commit] = []
         for partition in partitions {
-            if let commit = offsets.revoke(partition), !lost { commits.append(commit) }
+            if let commit = offsets.revoke(partition) {
+                // Lost: another member may own them already, so nothing is committed; what
+                // finished here is kept in case they come back.
+                if lost { unsentCommits[partition] = commit } else { commits.append(commit) }
+            }
             draining.remove(partition)
             pendingDeadLetters[partition] = nil
         }

@@ -125,6 +125,10 @@ public struct PollingEngine: Sendable {
     var offsets: OffsetTracker
     /// Partitions being revoked: no new work, calls in progress finish.
     var draining = Set<PartitionID>()
+    /// Final commits of revoked partitions the broker refused (or never got: lost
+    /// partitions), kept in case a partition comes back: what they record as finished is
+    /// merged with the group's commit then, so this member does not repeat its own work.
+    var unsentCommits: [PartitionID: OffsetTracker.Commit] = [:]
     /// Dead letters queued and not acknowledged yet, per partition.
     var pendingDeadLetters: [PartitionID: Int] = [:]
     /// `.commitSoon` was sent and `pendingCommits()` not called since.
