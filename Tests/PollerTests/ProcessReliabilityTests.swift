@@ -111,6 +111,13 @@ struct ProcessReliabilityTests {
         }.compactMap(\.taskId)
     }
 
+    /// Input partitions whose final commit on a revoke or a stop a member logged as refused.
+    static func refusedFinalCommits(in log: String) -> Set<Int> {
+        Set(log.split(separator: "\n").filter { $0.contains("final commit on revoke failed") || $0.contains("final commit on stop failed") }.flatMap { line in
+            line.matches(of: #/\.tasks\[(\d+)\]@\d+: [A-Z_]+/#).compactMap { Int($0.output.1) }
+        })
+    }
+
     /// The commit interval the spawned members use (their default).
     static let commitInterval = 0.25
     /// Allowance on top of the commit interval for the commit's round trip and a busy machine.
@@ -256,7 +263,11 @@ struct ProcessReliabilityTests {
         var perKey: [String: Int] = [:]
         for output in all { perKey[output.key ?? "", default: 0] += 1 }
         let repeated = perKey.filter { $0.value > 1 }
-        #expect(repeated.count == 0, "\(repeated.count) records with more than one output, e.g. \(Array(repeated.keys.prefix(5)))")
+        // Where they lie and what the members logged, for the failure message: the embedded
+        // broker can refuse a revoke's commits (RELIABILITY.md, refused revoke commits).
+        let repeatedPartitions = Set(all.filter { repeated[$0.key ?? ""] != nil }.compactMap(\.sourcePartition)).sorted()
+        let refused = [first, second, restarted].reduce(into: Set<Int>()) { $0.formUnion(Self.refusedFinalCommits(in: $1.log)) }.sorted()
+        #expect(repeated.count == 0, "\(repeated.count) records with more than one output, on partitions \(repeatedPartitions), e.g. \(Array(repeated.keys.prefix(5))); final commits logged as refused on partitions \(refused)")
         let logs = first.log + second.log + restarted.log
         #expect(logs.contains("pipeline stopped"), "the graceful path ran")
         for key in [secret, eventSecret] {
@@ -317,11 +328,7 @@ struct ProcessReliabilityTests {
         // and one rejoins first, the others' final commits can be refused. Outside the
         // killed member's partitions, duplicates lie only on partitions so logged.
         let duplicated = Self.crashWindow(all, kills: [killedAt]).duplicated
-        let refused = Set(members.flatMap { member in
-            member.log.split(separator: "\n").filter { $0.contains("final commit on revoke failed") || $0.contains("final commit on stop failed") }.flatMap { line in
-                line.matches(of: #/\.tasks\[(\d+)\]@\d+: [A-Z_]+/#).compactMap { Int($0.output.1) }
-            }
-        })
+        let refused = members.reduce(into: Set<Int>()) { $0.formUnion(Self.refusedFinalCommits(in: $1.log)) }
         // Partitions a member reported lost (librdkafka revoked them as lost: no drain,
         // no final commit, by design) repeat too; the members log those as well.
         let lost = Set(members.flatMap { member in
