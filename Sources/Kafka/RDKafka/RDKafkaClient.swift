@@ -16,9 +16,6 @@ final class RDKafkaClient: @unchecked Sendable {
 
     let handle: OpaquePointer
     let context: RDKafkaCallbackContext
-    /// A consumer's queue (nil for a producer): records and events after
-    /// `rd_kafka_poll_set_consumer`, read in batches by the polling thread.
-    let consumerQueue: OpaquePointer?
     private let retainedContext: Unmanaged<RDKafkaCallbackContext>
     private let destroyFlags: Int32
 
@@ -74,16 +71,11 @@ final class RDKafkaClient: @unchecked Sendable {
         // A consumer is closed explicitly (KafkaConsumer.close) on its polling thread;
         // destroy must not run a second close from another thread.
         self.destroyFlags = kind == .consumer ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0
-        if kind == .consumer {
-            rd_kafka_poll_set_consumer(rk)
-            self.consumerQueue = rd_kafka_queue_get_consumer(rk)
-        } else {
-            self.consumerQueue = nil
-        }
+        // A consumer's records and events all come through `rd_kafka_consumer_poll`.
+        if kind == .consumer { rd_kafka_poll_set_consumer(rk) }
     }
 
     deinit {
-        if let consumerQueue { rd_kafka_queue_destroy(consumerQueue) }
         rd_kafka_destroy_flags(handle, destroyFlags)
         retainedContext.release()
     }

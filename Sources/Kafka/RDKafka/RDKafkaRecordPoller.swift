@@ -5,19 +5,20 @@ import CRdKafka
 /// already queued without waiting. Each message is copied into a `KafkaRecord` and
 /// destroyed; message errors other than end-of-partition go to the client's error
 /// callback. Used by the polling thread only.
+///
+/// Every message comes from `rd_kafka_consumer_poll`, never `rd_kafka_consume_batch_queue`:
+/// in librdkafka before 2.1.0 (Debian 12 ships 2.0.2) the batch call can skip offsets of
+/// a partition paused or resumed meanwhile (librdkafka #4208), and the in-flight bound
+/// pauses and resumes from other threads. A skipped record would be committed past:
+/// lost.
 final class RDKafkaRecordPoller {
     private let client: RDKafkaClient
     private let maxBatch: Int
-    private let messages: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>
 
     init(client: RDKafkaClient, maxBatch: Int) {
-        precondition(client.consumerQueue != nil, "records are polled from a consumer")
         self.client = client
         self.maxBatch = max(1, maxBatch)
-        self.messages = .allocate(capacity: self.maxBatch)
     }
-
-    deinit { messages.deallocate() }
 
     /// The next batch (at most `maxBatch` messages); nil when nothing arrived within
     /// `timeoutMs`, empty when only errors or partition ends did.
@@ -26,13 +27,10 @@ final class RDKafkaRecordPoller {
         var records: [KafkaRecord] = []
         records.reserveCapacity(min(maxBatch, 256))
         collect(first, into: &records)
-        if maxBatch > 1, let queue = client.consumerQueue {
-            let count = rd_kafka_consume_batch_queue(queue, 0, messages, maxBatch - 1)
-            if count > 0 {
-                for i in 0..<count {
-                    if let message = messages[i] { collect(message, into: &records) }
-                }
-            }
+        var taken = 1
+        while taken < maxBatch, let message = rd_kafka_consumer_poll(client.handle, 0) {
+            collect(message, into: &records)
+            taken += 1
         }
         return records
     }
