@@ -10,6 +10,7 @@ extension KafkaConsumer {
         let configuration: KafkaConsumerConfiguration
         let logger: Logger
         let state: NIOLockedValueBox<StateMachine>
+        let pauseOrder: NIOLock
         let buffer: RecordBuffer
 
         /// Assign: take the partitions, re-apply the pause state (a partition that must be
@@ -42,12 +43,17 @@ extension KafkaConsumer {
                                    metadata: ["error": "\(error)"])
                 }
                 // Pause before the assign so the fetcher never starts on a partition that
-                // must stay paused, and again after it in case the partition was not known
-                // yet; resume the others to clear a pause left from an earlier assignment.
+                // must stay paused. After it, apply the pause state as it is now, in order
+                // with pauseAll/resumeAll (`pauseOrder`): one that another thread made since
+                // `assigned` is neither lost nor undone, and a pause left from an earlier
+                // assignment is cleared.
                 consumer.setPaused(action.pause, paused: true, logger: logger)
                 rebalance.assign(cooperative: cooperative, logger: logger)
-                consumer.setPaused(action.pause, paused: true, logger: logger)
-                consumer.setPaused(action.resume, paused: false, logger: logger)
+                pauseOrder.withLock {
+                    let now = state.withLockedValue { $0.pauseSplit(partitions) }
+                    consumer.setPaused(now.pause, paused: true, logger: logger)
+                    consumer.setPaused(now.resume, paused: false, logger: logger)
+                }
                 logger.info("partitions assigned", metadata: ["partitions": "\(partitions.sorted())"])
                 action.handler?(.assigned(partitions, committed: committed))
 

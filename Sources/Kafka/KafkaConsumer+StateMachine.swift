@@ -134,10 +134,15 @@ extension KafkaConsumer {
             if cooperative { assignment.formUnion(partitions) } else { assignment = Set(partitions) }
             rebalanceGeneration += 1
             hasBeenAssigned = true
-            let (pause, resume) = partitions.reduce(into: ([TopicPartition](), [TopicPartition]())) { split, tp in
+            let (pause, resume) = pauseSplit(partitions)
+            return AssignAction(pause: pause, resume: resume, handler: rebalanceHandler)
+        }
+
+        /// Which of `partitions` must be paused now, and which not.
+        func pauseSplit(_ partitions: [TopicPartition]) -> (pause: [TopicPartition], resume: [TopicPartition]) {
+            partitions.reduce(into: ([TopicPartition](), [TopicPartition]())) { split, tp in
                 if isPaused(tp) { split.0.append(tp) } else { split.1.append(tp) }
             }
-            return AssignAction(pause: pause, resume: resume, handler: rebalanceHandler)
         }
 
         /// The handler has seen the revoke: the partitions leave the assignment.

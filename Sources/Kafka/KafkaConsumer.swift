@@ -48,6 +48,10 @@ public final class KafkaConsumer: Sendable {
     /// Held for the whole of an explicit commit, from building its offsets to the
     /// broker's answer: commits never overtake each other.
     let commitLock = NIOLock()
+    /// Held from a pause-state change to its application in librdkafka (also by the
+    /// assign callback), so changes from different threads reach librdkafka in the order
+    /// they were made. Not the state's lock: librdkafka's own threads take that one.
+    let pauseOrder = NIOLock()
 
     public init(configuration: KafkaConsumerConfiguration, logger: Logger,
                 eventHandler: KafkaClientEventHandler? = nil) throws {
@@ -57,7 +61,7 @@ public final class KafkaConsumer: Sendable {
         self.buffer = buffer
         let state = NIOLockedValueBox(StateMachine(sessionTimeout: .milliseconds(configuration.effectiveSessionTimeoutMs)))
         self.state = state
-        let rebalancer = Rebalancer(configuration: configuration, logger: logger, state: state, buffer: buffer)
+        let rebalancer = Rebalancer(configuration: configuration, logger: logger, state: state, pauseOrder: pauseOrder, buffer: buffer)
         let context = RDKafkaCallbackContext(logger: logger, eventHandler: eventHandler,
                                              joinState: { joinState in state.withLockedValue { $0.joinStateChanged(to: joinState) } },
                                              rebalance: { rebalancer.handle($0) })
@@ -177,22 +181,22 @@ public final class KafkaConsumer: Sendable {
     /// Stops fetching these partitions until `resume`. Survives rebalances: a paused
     /// partition that is revoked and assigned again comes back paused.
     public func pause(_ partitions: [TopicPartition]) {
-        setPaused(state.withLockedValue { $0.pause(partitions) }, paused: true)
+        changePause(paused: true) { $0.pause(partitions) }
     }
 
     /// Fetches these partitions again (unless every partition is paused by `pauseAll`).
     public func resume(_ partitions: [TopicPartition]) {
-        setPaused(state.withLockedValue { $0.resume(partitions) }, paused: false)
+        changePause(paused: false) { $0.resume(partitions) }
     }
 
     /// Pauses every assigned partition and every partition assigned later, until `resumeAll`.
     public func pauseAll() {
-        setPaused(state.withLockedValue { $0.pauseAll() }, paused: true)
+        changePause(paused: true) { $0.pauseAll() }
     }
 
     /// Ends `pauseAll`; partitions paused one by one stay paused.
     public func resumeAll() {
-        setPaused(state.withLockedValue { $0.resumeAll() }, paused: false)
+        changePause(paused: false) { $0.resumeAll() }
     }
 
     /// Whether records of `partition` are held back right now.
@@ -200,8 +204,11 @@ public final class KafkaConsumer: Sendable {
         state.withLockedValue { $0.isPaused(partition) }
     }
 
-    private func setPaused(_ partitions: [TopicPartition], paused: Bool) {
-        client.consumer.setPaused(partitions, paused: paused, logger: logger)
+    /// Changes the pause state and applies it to librdkafka, in order (`pauseOrder`).
+    private func changePause(paused: Bool, _ change: (inout StateMachine) -> [TopicPartition]) {
+        pauseOrder.withLock {
+            client.consumer.setPaused(state.withLockedValue(change), paused: paused, logger: logger)
+        }
     }
 
     // MARK: Close
