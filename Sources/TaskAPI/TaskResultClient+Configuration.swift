@@ -1,3 +1,5 @@
+import NIOSSL
+
 extension TaskResultClient {
     /// Transport settings. Defaults suit the real providers over HTTPS.
     public struct Configuration: Sendable, Hashable {
@@ -19,6 +21,14 @@ extension TaskResultClient {
         public var transport: Transport
         /// PEM files of certificate authorities trusted besides the system's (https only).
         public var additionalTrustRootFiles: [String] = []
+
+        /// TLS for https, the same for both transports: full verification against the
+        /// system's roots and `additionalTrustRootFiles`.
+        var tlsConfiguration: TLSConfiguration {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.additionalTrustRoots = additionalTrustRootFiles.map { .file($0) }
+            return tls
+        }
 
         public enum Transport: String, Sendable, Hashable, CaseIterable {
             /// Our connection pool on one SwiftNIO event loop: batches in, completions on the loop.

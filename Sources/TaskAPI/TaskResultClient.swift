@@ -53,9 +53,9 @@ public final class TaskResultClient: Sendable {
             var path = parsed.path.isEmpty ? "/" : parsed.path
             if let query = parsed.query { path += "?\(query)" }
             let target = HTTP1ConnectionPool.Target(
-                host: host, port: parsed.port ?? (scheme == "https" ? 443 : 80), tls: scheme == "https",
-                path: path, userAgent: configuration.userAgent,
-                additionalTrustRootFiles: configuration.additionalTrustRootFiles)
+                host: host, port: parsed.port ?? (scheme == "https" ? 443 : 80),
+                tls: scheme == "https" ? configuration.tlsConfiguration : nil,
+                path: path, userAgent: configuration.userAgent)
             let timeouts = HTTP1ConnectionPool.Timeouts(
                 connect: TimeAmount(configuration.connectTimeout), read: TimeAmount(configuration.readTimeout),
                 request: TimeAmount(configuration.requestTimeout), idle: TimeAmount(configuration.idleTimeout))
@@ -80,11 +80,7 @@ public final class TaskResultClient: Sendable {
                 decompression: .disabled
             )
             http.httpVersion = .http1Only
-            if !configuration.additionalTrustRootFiles.isEmpty {
-                var tls = TLSConfiguration.makeClientConfiguration()
-                tls.additionalTrustRoots = configuration.additionalTrustRootFiles.map { .file($0) }
-                http.tlsConfiguration = tls
-            }
+            http.tlsConfiguration = configuration.tlsConfiguration
             transport = .asyncHTTPClient(HTTPClient(eventLoopGroup: eventLoopGroup, configuration: http), url: url)
         }
     }

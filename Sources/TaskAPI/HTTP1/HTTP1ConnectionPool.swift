@@ -18,11 +18,10 @@ final class HTTP1ConnectionPool: Sendable {
     struct Target: Sendable {
         var host: String
         var port: Int
-        var tls: Bool
+        /// Set for https.
+        var tls: TLSConfiguration?
         var path: String
         var userAgent: String
-        /// PEM files trusted besides the system's roots.
-        var additionalTrustRootFiles: [String] = []
     }
 
     struct Timeouts: Sendable {
@@ -72,14 +71,8 @@ final class HTTP1ConnectionPool: Sendable {
         self.timeouts = timeouts
         self.maxConnections = max(1, maxConnections)
         self.maxBodyBytes = maxBodyBytes
-        if target.tls {
-            var tls = TLSConfiguration.makeClientConfiguration()
-            tls.additionalTrustRoots = target.additionalTrustRootFiles.map { .file($0) }
-            sslContext = try NIOSSLContext(configuration: tls)
-        } else {
-            sslContext = nil
-        }
-        let defaultPort = target.tls ? 443 : 80
+        sslContext = try target.tls.map { try NIOSSLContext(configuration: $0) }
+        let defaultPort = target.tls == nil ? 80 : 443
         let hostHeader = target.port == defaultPort ? target.host : "\(target.host):\(target.port)"
         head = Array(("POST \(target.path) HTTP/1.1\r\nHost: \(hostHeader)\r\n"
             + "Content-Type: application/json\r\nAccept: application/json\r\n"
