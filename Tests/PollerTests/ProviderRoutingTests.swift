@@ -31,25 +31,36 @@ struct ProviderRoutingTests {
                                     logger: harness.logger)
         let run = Task { try await pipeline.run() }
 
+        // Both simulators run with the same seed, so they hand out the same 30 task ids:
+        // providers' ids can collide (integer ids do), and routing must go by the event's
+        // provider, never by its id. The correlationId ties each output to its event.
         let ez = harness.simulator.createTasks(count: 30, clientKey: PipelineHarness.goodKey)
         let cs = other.createTasks(count: 30, clientKey: "other-key-0123456789")
-        var events = ez.map { PipelineHarness.event(taskId: $0) }
-        events += cs.map { PipelineHarness.event(taskId: $0, extra: #","provider":"CAPSOLVER""#) }
+        #expect(ez == cs, "the two providers hand out the same ids (the collision this test is about)")
+        var events = ez.enumerated().map { PipelineHarness.event(taskId: $1, extra: #","correlationId":"ez-\#($0)""#) }
+        events += cs.enumerated().map { PipelineHarness.event(taskId: $1, extra: #","provider":"CAPSOLVER","correlationId":"cs-\#($0)""#) }
         events.append(PipelineHarness.event(taskId: "nowhere", extra: #","provider":"no-such-provider""#))
         try await harness.publish(events)
-        try await waitUntil("every event has an output") {
-            Set(outputs.all.compactMap(\.taskId)).isSuperset(of: ez + cs)
-                && outputs.all.contains { $0.topic == PipelineHarness.topics.deadLetters }
-        }
+        // One output per event: an id's two events end separately, so wait for all 61.
+        try await waitUntil("every event has an output") { outputs.count >= events.count }
 
         let all = outputs.all
-        let solved = Set(all.filter { $0.topic == PipelineHarness.topics.solutions }.compactMap(\.taskId))
-        #expect(solved == Set(ez + cs), "every task solved at its own provider: \(all.filter { $0.topic != PipelineHarness.topics.solutions }.map(\.json))")
-        #expect(all.filter { ($0.json["provider"] as? String) == "capsolver" }.count == 30, "outputs name the configured provider")
+        let notSolved = all.filter { $0.topic != PipelineHarness.topics.solutions && $0.key != "nowhere" }.map(\.json)
+        #expect(notSolved.isEmpty, "every task solved at its own provider: \(notSolved)")
+        #expect(all.count == events.count, "exactly one output per event, got \(all.count)")
+        for (prefix, provider, ids) in [("ez-", "ez-captcha", ez), ("cs-", "capsolver", cs)] {
+            let mine = all.filter { ($0.json["correlationId"] as? String)?.hasPrefix(prefix) == true }
+            let wrong = mine.filter { ($0.json["provider"] as? String) != provider }
+            #expect(wrong.isEmpty, "events for \(provider) answered as another provider's: \(wrong.map(\.json))")
+            #expect(mine.compactMap(\.taskId).sorted() == ids.sorted(), "each \(provider) event has one output")
+        }
         let letter = try #require(all.first { $0.topic == PipelineHarness.topics.deadLetters })
         #expect((letter.json["reason"] as? [String: Any])?["code"] as? String == "unknown_provider")
-        #expect(harness.simulator.stats().tasksPolled == 30 && other.stats().tasksPolled == 30, "no task polled at the other provider")
-        #expect(harness.simulator.stats().unknownTaskCalls == 0 && other.stats().unknownTaskCalls == 0)
+        for (name, stats) in [("ez-captcha", harness.simulator.stats()), ("capsolver", other.stats())] {
+            #expect(stats.tasksPolled == 30, "\(name) polled its own 30 tasks, got \(stats.tasksPolled)")
+            #expect(stats.errorsByCode["ERROR_KEY_DOES_NOT_EXIST"] == nil, "a key reached \(name) that is not its own: \(stats.errorsByCode)")
+            #expect(stats.unknownTaskCalls == 0)
+        }
 
         pipeline.shutdown()
         try await run.value
