@@ -135,20 +135,16 @@ struct HostileInputTests {
         }
 
         let outputs = try harness.outputs()
-        let member = try ProcessReliabilityTests.RunProcess(harness: harness, group: "hostile-group", key: PipelineHarness.goodKey)
+        let run = try ProcessTestRun("hostileInput", harness: harness, group: "hostile-group", partitions: 24)
+        let member = try run.start(key: PipelineHarness.goodKey)
         let pid = member.process.processIdentifier
-        try await waitUntil("the member started", timeout: 60) { Self.memory(of: pid) != nil }
+        try await run.wait("the member started", timeout: 60) { Self.memory(of: pid) != nil }
 
         // Two equal waves: memory after the second must not have grown with the input.
         let half = planned.count / 2
         try await publish(0..<half)
         func waitForOutputs(_ what: String, _ count: Int) async throws {
-            do {
-                try await waitUntil(what, timeout: 240) { outputs.count >= count }
-            } catch {
-                print("\(outputs.count) of \(count) outputs; member running: \(member.process.isRunning); its last log lines:\n\(member.log.split(separator: "\n").suffix(30).joined(separator: "\n"))")
-                throw error
-            }
+            try await run.wait(what, timeout: 240) { outputs.count >= count }
         }
         try await waitForOutputs("outputs for the first wave", half)
         #expect(member.process.isRunning, "still up after the first wave")
@@ -157,8 +153,9 @@ struct HostileInputTests {
         try await waitForOutputs("outputs for every record", planned.count)
         #expect(member.process.isRunning, "still up after the second wave")
         let afterSecond = try #require(Self.memory(of: pid))
-        #expect(member.terminate() < 30)
-        #expect(member.process.terminationStatus == 0, "exit status; last log lines:\n\(member.log.split(separator: "\n").suffix(15).joined(separator: "\n"))")
+        let exitSeconds = member.terminate()
+        await run.check(exitSeconds < 30, "exit within the shutdown bound: \(exitSeconds) s")
+        await run.check(member.process.terminationStatus == 0, "exit status \(member.process.terminationStatus)")
         await producer.close()
 
         let placement = placed.current
@@ -193,6 +190,7 @@ struct HostileInputTests {
         let mib = { (bytes: Int) in String(format: "%.1f MiB", Double(bytes) / Double(1 << 20)) }
         print("hostile (seed \(seed)): 10000 bad + 2000 good records, \(all.count) outputs; RSS after wave 1 \(mib(afterFirst.rss)) (peak \(mib(afterFirst.peak))), after wave 2 \(mib(afterSecond.rss)) (peak \(mib(afterSecond.peak)))")
         #expect(afterSecond.rss - afterFirst.rss <= (16 + 32) << 20, "resident memory grew with the input: \(mib(afterFirst.rss)) -> \(mib(afterSecond.rss))")
+        run.finish()
         await outputs.close()
         await harness.shutdown()
     }

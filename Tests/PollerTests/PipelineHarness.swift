@@ -25,6 +25,9 @@ final class PipelineHarness: @unchecked Sendable {
     let client: TaskResultClient
     let producer: KafkaProducer
     let logger: Logger
+    /// Where each published input record landed, by its key (the taskId): for failure
+    /// messages that name the partition and offset of what is missing.
+    let placements = Locked<[String: (partition: Int32, offset: Int64)]>([:])
 
     /// `brokerLog` collects the mock brokers' own debug lines (group membership and the like).
     init(partitions: Int = 4, outputPartitions: Int = 2, simulator config: SimulatorConfig? = nil,
@@ -102,8 +105,11 @@ final class PipelineHarness: @unchecked Sendable {
         let failures = Locked<Int>(0)
         for (i, record) in records.enumerated() {
             try await producer.enqueue(KafkaOutgoingRecord(topic: Self.topics.input, partition: Int32(i) % partitions,
-                                                           key: record.key, value: record.value)) {
-                if case .failure = $0 { failures.withLock { $0 += 1 } }
+                                                           key: record.key, value: record.value)) { [placements] result in
+                switch result {
+                case .failure: failures.withLock { $0 += 1 }
+                case .success(let report): placements.withLock { $0[record.key.map { String(decoding: $0, as: UTF8.self) } ?? ""] = (report.partition, report.offset) }
+                }
             }
         }
         try await producer.flush()
@@ -124,7 +130,9 @@ final class PipelineHarness: @unchecked Sendable {
             for (i, id) in created.enumerated() {
                 let event = Self.event(taskId: id)
                 try await producer.enqueue(KafkaOutgoingRecord(topic: Self.topics.input, partition: Int32(base + i) % partitions,
-                                                               key: event.key, value: event.value)) { _ in }
+                                                               key: event.key, value: event.value)) { [placements] result in
+                    if case .success(let report) = result { placements.withLock { $0[id] = (report.partition, report.offset) } }
+                }
             }
             ids += created
         }
@@ -149,10 +157,42 @@ final class PipelineHarness: @unchecked Sendable {
         let probes = (0..<partitions).map { "probe-\($0)" }
         for (partition, probe) in probes.enumerated() {
             let event = Self.expiredEvent(taskId: probe)
-            _ = try await producer.send(KafkaOutgoingRecord(topic: Self.topics.input, partition: Int32(partition),
-                                                             key: event.key, value: event.value))
+            let report = try await producer.send(KafkaOutgoingRecord(topic: Self.topics.input, partition: Int32(partition),
+                                                                      key: event.key, value: event.value))
+            placements.withLock { $0[probe] = (report.partition, report.offset) }
         }
         return probes
+    }
+
+    /// Where the records of these keys lie: per input partition, how many and their
+    /// offsets (the first few), e.g. `[1] 12 at 301, 305, ...; [3] 2 at 88, 90`.
+    func describePlacement(of keys: [String]) -> String {
+        let known = placements.current
+        var byPartition: [Int32: [Int64]] = [:]
+        var unknown: [String] = []
+        for key in keys {
+            if let place = known[key] { byPartition[place.partition, default: []].append(place.offset) } else { unknown.append(key) }
+        }
+        var parts = byPartition.sorted { $0.key < $1.key }.map { partition, offsets in
+            let sorted = offsets.sorted()
+            return "[\(partition)] \(sorted.count) at \(sorted.prefix(8).map(String.init).joined(separator: ", "))\(sorted.count > 8 ? ", ..." : "")"
+        }
+        if !unknown.isEmpty { parts.append("not placed: \(unknown.prefix(5))") }
+        return parts.joined(separator: "; ") + " (e.g. \(keys.prefix(3)))"
+    }
+
+    /// Per input partition, one past the last offset published through this harness.
+    func publishedEndOffsets() -> [Int32: Int64] {
+        placements.current.values.reduce(into: [:]) { ends, place in ends[place.partition] = max(ends[place.partition] ?? 0, place.offset + 1) }
+    }
+
+    /// The group's committed offsets of the input partitions (no metadata).
+    func committedOffsets(group: String, partitions: Int = 4) async throws -> [Int32: Int64] {
+        let probe = try KafkaConsumer(configuration: KafkaConsumerConfiguration(bootstrapServers: cluster.bootstrapServers, groupID: group),
+                                      logger: logger)
+        let committed = try await probe.committed(for: (0..<partitions).map { TopicPartition(Self.topics.input, Int32($0)) })
+        await probe.close()
+        return committed.reduce(into: [:]) { $0[$1.key.partition] = $1.value.offset }
     }
 
     /// Reads the three output topics from a group of its own.
@@ -207,6 +247,25 @@ final class OutputCollector: @unchecked Sendable {
 
     var count: Int { records.withLock { $0.count } }
     var all: [Output] { records.current }
+
+    /// The task ids among `taskIds` that have no output yet.
+    func missing(_ taskIds: [String]) -> [String] {
+        let seen = Set(all.compactMap(\.taskId))
+        return taskIds.filter { !seen.contains($0) }
+    }
+
+    /// The record keys among `keys` that have no output yet (dead letters keep the original key).
+    func missing(keys: [String]) -> [String] {
+        let seen = Set(all.compactMap(\.key))
+        return keys.filter { !seen.contains($0) }
+    }
+
+    /// Record keys with more than one output.
+    func repeated() -> [String] {
+        var count: [String: Int] = [:]
+        for output in all { count[output.key ?? "", default: 0] += 1 }
+        return count.filter { $0.value > 1 }.map(\.key).sorted()
+    }
 
     func close() async {
         await consumer.close()

@@ -15,68 +15,6 @@ struct ProcessReliabilityTests {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent(".build/debug/ezpoll")
 
-    /// A running `ezpoll run` with its combined output captured to a file.
-    final class RunProcess {
-        let process = Process()
-        let logURL: URL
-
-        init(harness: PipelineHarness, group: String, key: String, extra: [String] = []) throws {
-            logURL = FileManager.default.temporaryDirectory.appendingPathComponent("ezpoll-run-\(UUID().uuidString).log")
-            _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-            let log = try FileHandle(forWritingTo: logURL)
-            process.executableURL = ProcessReliabilityTests.binary
-            process.arguments = ["run", "--api-url", harness.simulator.baseURL, "--time-scale", String(PipelineHarness.timeScale),
-                                 "--rate-limit", "5000", "--kafka-config", "session.timeout.ms=6000",
-                                 "--kafka-config", "heartbeat.interval.ms=500", "--kafka-config", "fetch.wait.max.ms=10"] + extra
-            var environment = ProcessInfo.processInfo.environment
-            environment["EZPOLL_BROKERS"] = harness.cluster.bootstrapServers
-            environment["EZPOLL_GROUP_ID"] = group
-            environment["EZPOLL_CLIENT_KEY"] = key
-            environment["EZPOLL_METRICS_PORT"] = "0" // several members on one host: no fixed metrics port
-            process.environment = environment
-            process.standardOutput = log
-            process.standardError = log
-            try process.run()
-        }
-
-        var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
-
-        /// The input partitions this member owns, from its assignment and revoke log lines.
-        var ownedPartitions: Set<Int> {
-            var owned = Set<Int>()
-            for line in log.split(separator: "\n") {
-                let assigned = line.contains("partitions assigned")
-                guard assigned || line.contains("partitions revoked") else { continue }
-                let numbers = line.matches(of: #/\.tasks\[(\d+)\]/#).compactMap { Int($0.output.1) }
-                if assigned { owned.formUnion(numbers) } else { owned.subtract(numbers) }
-            }
-            return owned
-        }
-
-        func kill9() {
-            Foundation.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-
-        /// SIGTERM, then the seconds it took to exit.
-        func terminate() -> Double {
-            let start = Date()
-            process.terminate()
-            process.waitUntilExit()
-            return Date().timeIntervalSince(start)
-        }
-
-        deinit {
-            if process.isRunning { kill9() }
-            // EZPOLL_TEST_KEEP_LOGS=1 keeps each member's log for a look after a failure.
-            if ProcessInfo.processInfo.environment["EZPOLL_TEST_KEEP_LOGS"] == nil {
-                try? FileManager.default.removeItem(at: logURL)
-            } else {
-                print("member log kept: \(logURL.path)")
-            }
-        }
-    }
-
     /// What the group has committed: per input partition, the watermark and the
     /// finished offsets recorded above it. A crash may repeat only records outside it.
     struct CommittedState {
@@ -149,28 +87,31 @@ struct ProcessReliabilityTests {
         sim.solveTime = .init(median: 30, min: 5, max: 90)
         let harness = try await PipelineHarness(simulator: sim)
         let outputs = try harness.outputs()
-        var member = try RunProcess(harness: harness, group: "crash-group", key: PipelineHarness.goodKey)
+        let run = try ProcessTestRun("crashAndRecover", harness: harness, group: "crash-group")
+        var member = try run.start(key: PipelineHarness.goodKey)
         let publishing = Task { try await harness.publishNewTasks(count: 5_000, perSecond: 250) }
         var kills: [Date] = []
         var firstCommitted: CommittedState?
         for threshold in [800, 2_500] {
-            try await waitUntil("\(threshold) outputs", timeout: 120) { outputs.count >= threshold }
+            try await run.wait("\(threshold) outputs", timeout: 120) { outputs.count >= threshold }
             let before = try await committed(harness, group: "crash-group")
             if firstCommitted == nil { firstCommitted = before }
             member.kill9()
             kills.append(Date())
-            member = try RunProcess(harness: harness, group: "crash-group", key: PipelineHarness.goodKey)
+            member = try run.start(key: PipelineHarness.goodKey)
         }
         let tasks = try await publishing.value
-        try await waitUntil("every task has an output", timeout: 180) { Set(outputs.all.compactMap(\.taskId)).count >= 5_000 }
-        #expect(member.terminate() < 30)
+        try await run.wait("every task has an output", timeout: 180, missing: { outputs.missing(tasks) }) { outputs.missing(tasks).isEmpty }
+        let exitSeconds = member.terminate()
+        await run.check(exitSeconds < 30, "exit within the shutdown bound: \(exitSeconds) s")
         let all = outputs.all
-        #expect(Set(all.compactMap(\.taskId)) == Set(tasks), "nothing lost")
+        await run.check(Set(all.compactMap(\.taskId)) == Set(tasks), "nothing lost")
         let (duplicated, inWindow) = Self.crashWindow(all, kills: kills)
-        #expect(duplicated.count <= inWindow,
-                "duplicates beyond what was acknowledged in the last \(Self.commitInterval) s (+\(Self.commitSlack) s) before each kill")
+        await run.check(duplicated.count <= inWindow,
+                        "\(duplicated.count) duplicates, beyond the \(inWindow) acknowledged in the last \(Self.commitInterval) s (+\(Self.commitSlack) s) before each kill")
         let despite = Self.repeatedDespiteCommit(all, duplicated: duplicated, try #require(firstCommitted))
-        #expect(despite.count == 0, "repeated although committed as finished before the first kill: \(despite.prefix(3))")
+        await run.check(despite.count == 0, "repeated although committed as finished before the first kill: \(despite.prefix(3))")
+        run.finish()
         print("crash: 5000 tasks at 250/s, kill -9 at \(kills.count) points: \(duplicated.count) tasks published twice (\(String(format: "%.2f", Double(duplicated.count) / 50)) %), bound \(inWindow) (first outputs produced within \(Self.commitInterval + Self.commitSlack) s before a kill), \(all.count) outputs in all, 0 lost")
         await outputs.close()
         await harness.shutdown()
@@ -183,20 +124,24 @@ struct ProcessReliabilityTests {
         sim.solveTime = .init(median: 30, min: 5, max: 90)
         let harness = try await PipelineHarness(simulator: sim)
         let outputs = try harness.outputs()
-        let first = try RunProcess(harness: harness, group: "restart-group", key: PipelineHarness.goodKey)
+        let run = try ProcessTestRun("sigtermAndRestart", harness: harness, group: "restart-group")
+        let first = try run.start(key: PipelineHarness.goodKey)
         let publishing = Task { try await harness.publishNewTasks(count: 5_000, perSecond: 250) }
-        try await waitUntil("1,500 outputs", timeout: 120) { outputs.count >= 1_500 }
+        try await run.wait("1,500 outputs", timeout: 120) { outputs.count >= 1_500 }
         let exitSeconds = first.terminate()
-        #expect(first.process.terminationStatus == 0)
+        await run.check(first.process.terminationStatus == 0, "exit status \(first.process.terminationStatus)")
         let atStop = outputs.count
-        let second = try RunProcess(harness: harness, group: "restart-group", key: PipelineHarness.goodKey)
+        let second = try run.start(key: PipelineHarness.goodKey)
         let tasks = try await publishing.value
-        try await waitUntil("every task has an output", timeout: 180) { Set(outputs.all.compactMap(\.taskId)).count >= 5_000 }
-        #expect(second.terminate() < 30)
+        try await run.wait("every task has an output", timeout: 180, missing: { outputs.missing(tasks) }) { outputs.missing(tasks).isEmpty }
+        let secondExit = second.terminate()
+        await run.check(secondExit < 30, "exit within the shutdown bound: \(secondExit) s")
         let all = outputs.all
-        #expect(Set(all.compactMap(\.taskId)) == Set(tasks), "nothing lost")
-        let repeated = all.count - Set(all.compactMap(\.taskId)).count
-        #expect(repeated == 0, "a graceful stop and a restart repeat nothing: \(repeated) outputs repeated")
+        await run.check(Set(all.compactMap(\.taskId)) == Set(tasks), "nothing lost")
+        let repeatedIds = outputs.repeated()
+        await run.check(repeatedIds.isEmpty, "a graceful stop and a restart repeat nothing: \(repeatedIds.count) repeated: \(harness.describePlacement(of: repeatedIds))")
+        let repeated = repeatedIds.count
+        run.finish()
         print("sigterm+restart: 5000 tasks at 250/s, SIGTERM after \(atStop) outputs (exit in \(String(format: "%.1f", exitSeconds)) s), restart: \(all.count) outputs, \(repeated) repeated, 0 lost")
         await outputs.close()
         await harness.shutdown()
@@ -219,11 +164,11 @@ struct ProcessReliabilityTests {
         records.append((Array("bad".utf8), Array(#"{"taskId":"x","clientKey":"\#(eventSecret)","#.utf8)))
         let outputs = try harness.outputs()
         let extra = ["--log-level", "debug"]
-        let metricsPort = try freeLoopbackPort()
-        let first = try RunProcess(harness: harness, group: "term-group", key: secret, extra: extra)
-        let second = try RunProcess(harness: harness, group: "term-group", key: secret, extra: extra + ["--metrics-port", "\(metricsPort)"])
+        let run = try ProcessTestRun("gracefulStopAndSecrets", harness: harness, group: "term-group")
+        let first = try run.start(key: secret, extra: extra)
+        let second = try run.start(key: secret, extra: extra)
         try await harness.publish(records)
-        try await waitUntil("both members working", timeout: 120) { outputs.count >= 500 }
+        try await run.wait("both members working", timeout: 120) { outputs.count >= 500 }
 
         let leavesBefore = brokerLog.all.filter { $0.contains("is leaving group term-group") }.count
         let exitSeconds = first.terminate()
@@ -231,25 +176,25 @@ struct ProcessReliabilityTests {
         // The broker saw the member leave (a LeaveGroup request): the group rebalances now,
         // not after the member's session times out. (The mock broker then waits its fixed
         // join delay, session timeout - 1 s, before it hands out the partitions.)
-        try await waitUntil("the broker saw the LeaveGroup", timeout: 5) {
+        try await run.wait("the broker saw the LeaveGroup", timeout: 5) {
             brokerLog.all.filter { $0.contains("is leaving group term-group") }.count == leavesBefore + 1
         }
         let probes = try await harness.publishProbes(partitions: 4)
         // A member that leaves before its first assignment must not abort in librdkafka
         // 2.0.2's cooperative assignor (#4312): the consumer waits for that assignment.
         let firstStatus = first.process.terminationStatus
-        #expect(firstStatus == 0, "exit status \(firstStatus); last log lines:\n\(first.log.split(separator: "\n").suffix(15).joined(separator: "\n"))")
-        #expect(exitSeconds < 30, "exit within the shutdown bound: \(exitSeconds) s")
+        await run.check(firstStatus == 0, "exit status \(firstStatus) of the stopped member")
+        await run.check(exitSeconds < 30, "exit within the shutdown bound: \(exitSeconds) s")
         // The remaining member takes over at once (the leaver left the group; no
         // session timeout to wait for) and finishes everything.
-        try await waitUntil("every probe has an output", timeout: 60) { Set(outputs.all.compactMap(\.taskId)).isSuperset(of: probes) }
+        try await run.wait("every probe has an output", timeout: 60, missing: { outputs.missing(probes) }) { outputs.missing(probes).isEmpty }
         let takeover = probes.compactMap { probe in outputs.all.first { $0.taskId == probe }?.receivedAt.timeIntervalSince(stoppedAt) }.max() ?? .infinity
         // The takeover settles before the member comes back: the group's commit records every
         // probe as finished. On the embedded broker a join that begins while the survivor takes
         // over can leave none of its commits of the taken-over partitions accepted (a refused
         // follower SyncGroup restarts the join during its revoke; RELIABILITY.md), which Kafka
         // would accept. The rejoin below still happens under load.
-        try await waitUntil("the survivor committed its takeover (every probe recorded as finished)", timeout: 60) {
+        try await run.wait("the survivor committed its takeover (every probe recorded as finished)", timeout: 60) {
             let state = try await committed(harness, group: "term-group")
             return probes.allSatisfy { probe in
                 guard let output = outputs.all.first(where: { $0.taskId == probe }), let partition = output.sourcePartition,
@@ -258,18 +203,22 @@ struct ProcessReliabilityTests {
             }
         }
         // The stopped member comes back (a rolling restart): partitions move to it again.
-        let restarted = try RunProcess(harness: harness, group: "term-group", key: secret, extra: extra)
-        try await waitUntil("the restarted member owns partitions", timeout: 60) { !restarted.ownedPartitions.isEmpty }
-        try await waitUntil("every record and probe has an output", timeout: 180) { Set(outputs.all.compactMap { $0.key }).count >= 2_005 }
-        let metrics = try await HTTPProbe(base: "http://127.0.0.1:\(metricsPort)").get("/metrics")
-        #expect(metrics.status == 200 && metrics.body.contains("ezpoll_"))
+        let restarted = try run.start(key: secret, extra: extra)
+        try await run.wait("the restarted member owns partitions", timeout: 60) { !restarted.ownedPartitions.isEmpty }
+        let recordKeys = records.map { String(decoding: $0.key ?? [], as: UTF8.self) } + probes
+        try await run.wait("every record and probe has an output", timeout: 180, missing: { outputs.missing(keys: recordKeys) }) {
+            outputs.missing(keys: recordKeys).isEmpty
+        }
+        let metrics = try await second.metrics()
+        await run.check(metrics.contains("ezpoll_"), "the survivor's /metrics answers")
         for member in [second, restarted] {
-            #expect(member.terminate() < 30)
-            #expect(member.process.terminationStatus == 0, "exit status \(member.process.terminationStatus); last log lines:\n\(member.log.split(separator: "\n").suffix(15).joined(separator: "\n"))")
+            let seconds = member.terminate()
+            await run.check(seconds < 30, "\(member.name) exits within the shutdown bound: \(seconds) s")
+            await run.check(member.process.terminationStatus == 0, "\(member.name) exit status \(member.process.terminationStatus)")
         }
 
         let all = outputs.all
-        #expect(Set(all.compactMap(\.taskId)).isSuperset(of: Set(tasks)), "nothing lost")
+        await run.check(Set(all.compactMap(\.taskId)).isSuperset(of: Set(tasks)), "nothing lost")
         // A graceful stop, a member leaving and a member joining repeat nothing: calls in
         // progress finished, their outputs were acknowledged and committed, and the next
         // owner skipped what the commit metadata recorded as finished.
@@ -280,14 +229,15 @@ struct ProcessReliabilityTests {
         // broker can refuse a revoke's commits (RELIABILITY.md, refused revoke commits).
         let repeatedPartitions = Set(all.filter { repeated[$0.key ?? ""] != nil }.compactMap(\.sourcePartition)).sorted()
         let refused = [first, second, restarted].reduce(into: Set<Int>()) { $0.formUnion(Self.refusedFinalCommits(in: $1.log)) }.sorted()
-        #expect(repeated.count == 0, "\(repeated.count) records with more than one output, on partitions \(repeatedPartitions), e.g. \(Array(repeated.keys.prefix(5))); final commits logged as refused on partitions \(refused)")
+        await run.check(repeated.count == 0, "\(repeated.count) records with more than one output, on partitions \(repeatedPartitions), e.g. \(Array(repeated.keys.prefix(5))); final commits logged as refused on partitions \(refused)")
         let logs = first.log + second.log + restarted.log
-        #expect(logs.contains("pipeline stopped"), "the graceful path ran")
+        await run.check(logs.contains("pipeline stopped"), "the graceful path ran")
         for key in [secret, eventSecret] {
             #expect(!logs.contains(key), "a clientKey in a log line")
             #expect(!all.contains { String(decoding: $0.value, as: UTF8.self).contains(key) }, "a clientKey in an output")
-            #expect(!metrics.body.contains(key), "a clientKey in a metric")
+            #expect(!metrics.contains(key), "a clientKey in a metric")
         }
+        run.finish()
         print("sigterm: exit after \(String(format: "%.1f", exitSeconds)) s, left the group (LeaveGroup seen by the broker), every partition worked again \(String(format: "%.1f", takeover)) s later (the mock's join delay is 5 s), then a restart joined; \(all.count) outputs for 2005 records (\(repeated.count) repeated), \(logs.split(separator: "\n").count) debug log lines without a key")
         await outputs.close()
         await harness.shutdown()
@@ -301,16 +251,18 @@ struct ProcessReliabilityTests {
         let harness = try await PipelineHarness(partitions: 12, simulator: sim)
         let tasks = harness.simulator.createTasks(count: 6_000, clientKey: PipelineHarness.goodKey)
         let outputs = try harness.outputs()
-        var members = try (0..<3).map { _ in try RunProcess(harness: harness, group: "scale-group", key: PipelineHarness.goodKey) }
+        let run = try ProcessTestRun("scaleOutAndRebalance", harness: harness, group: "scale-group", partitions: 12)
+        var members = try (0..<3).map { _ in try run.start(key: PipelineHarness.goodKey) }
         try await harness.publish(tasks.map { PipelineHarness.event(taskId: $0) }, partitions: 12)
-        try await waitUntil("first outputs", timeout: 120) { outputs.count >= 1_000 }
-        members.append(try RunProcess(harness: harness, group: "scale-group", key: PipelineHarness.goodKey))
-        try await waitUntil("more outputs after the join", timeout: 120) { outputs.count >= 2_500 }
-        #expect(members[0].terminate() < 30)
-        #expect(members[0].process.terminationStatus == 0)
+        try await run.wait("first outputs", timeout: 120) { outputs.count >= 1_000 }
+        members.append(try run.start(key: PipelineHarness.goodKey))
+        try await run.wait("more outputs after the join", timeout: 120) { outputs.count >= 2_500 }
+        let stopSeconds = members[0].terminate()
+        await run.check(stopSeconds < 30, "exit within the shutdown bound: \(stopSeconds) s")
+        await run.check(members[0].process.terminationStatus == 0, "exit status \(members[0].process.terminationStatus)")
         // The kill must leave partitions behind: right after the SIGTERM a cooperative
         // rebalance may have the member between a revoke and its next assignment.
-        try await waitUntil("the member to kill owns partitions", timeout: 60) { !members[1].ownedPartitions.isEmpty }
+        try await run.wait("the member to kill owns partitions", timeout: 60) { !members[1].ownedPartitions.isEmpty }
         let orphaned = members[1].ownedPartitions
         #expect(!orphaned.isEmpty, "the member to kill owned partitions")
         let beforeKill = try await committed(harness, group: "scale-group", partitions: 12)
@@ -318,8 +270,8 @@ struct ProcessReliabilityTests {
         let killedAt = Date()
         // The dead member's partitions wait for its session timeout before they are worked again.
         let probes = try await harness.publishProbes(partitions: 12)
-        try await waitUntil("every task and probe has an output", timeout: 180) {
-            Set(outputs.all.compactMap(\.taskId)).isSuperset(of: tasks + probes)
+        try await run.wait("every task and probe has an output", timeout: 180, missing: { outputs.missing(tasks + probes) }) {
+            outputs.missing(tasks + probes).isEmpty
         }
         let finishedAfterKill = Date().timeIntervalSince(killedAt)
         func resumed(_ partitions: [Int]) -> [Double] {
@@ -330,9 +282,12 @@ struct ProcessReliabilityTests {
         let orphanedResumed = resumed(orphaned.sorted())
         let others = (0..<12).filter { !orphaned.contains($0) }
         let othersResumed = resumed(others)
-        for member in members[2...] { #expect(member.terminate() < 30) }
+        for member in members[2...] {
+            let seconds = member.terminate()
+            await run.check(seconds < 30, "\(member.name) exits within the shutdown bound: \(seconds) s")
+        }
         let all = outputs.all
-        #expect(Set(all.compactMap(\.taskId)) == Set(tasks + probes), "nothing lost")
+        await run.check(Set(all.compactMap(\.taskId)) == Set(tasks + probes), "nothing lost")
         #expect(all.filter { probes.contains($0.taskId ?? "") }.allSatisfy { $0.json["reason"] as? String == "expired" })
         let duplicates = all.count - Set(all.compactMap(\.taskId)).count
         // A join and a graceful stop repeat nothing, with one exception that the members
@@ -352,7 +307,7 @@ struct ProcessReliabilityTests {
         let explained = refused.union(lost)
         let outside = all.filter { duplicated.contains($0.taskId ?? "") && !orphaned.contains($0.sourcePartition ?? -1) }
         let unexplained = outside.filter { !explained.contains($0.sourcePartition ?? -1) }
-        #expect(unexplained.count == 0, "duplicates on partitions the killed member did not own, with no refused final commit or lost assignment logged: \(Set(unexplained.map { $0.sourcePartition ?? -1 }).sorted())")
+        await run.check(unexplained.count == 0, "duplicates on partitions the killed member did not own, with no refused final commit or lost assignment logged: \(Set(unexplained.map { $0.sourcePartition ?? -1 }).sorted())")
         // The kill follows a join and a leave, when commits wait for the rebalances to end:
         // the bound is the commit state right before the kill, not the commit interval.
         // The kill's own repeats (on its partitions, not explained otherwise): none of them
@@ -361,7 +316,8 @@ struct ProcessReliabilityTests {
         let killRepeats = Set(all.filter { duplicated.contains($0.taskId ?? "") && orphaned.contains($0.sourcePartition ?? -1)
                                            && !explained.contains($0.sourcePartition ?? -1) }.compactMap(\.taskId))
         let despite = Self.repeatedDespiteCommit(all, duplicated: Array(killRepeats), beforeKill)
-        #expect(despite.count == 0, "repeated although committed as finished before the kill: \(despite.prefix(3))")
+        await run.check(despite.count == 0, "repeated although committed as finished before the kill: \(despite.prefix(3))")
+        run.finish()
         let seconds = { (values: [Double]) in values.map { String(format: "%.1f", $0) }.joined(separator: ", ") }
         print("scale-out: 6000 tasks over 12 partitions, 3 members + 1 joined, 1 SIGTERM, 1 kill -9: \(all.count - probes.count) outputs, \(duplicates) duplicates (\(outside.count / 2) on partitions \(Set(outside.compactMap(\.sourcePartition)).sorted()) whose final commit the broker refused: \(refused.sorted()), lost: \(lost.sorted())); the dead member's partitions \(orphaned.sorted()) worked again \(seconds(orphanedResumed)) s after the kill (session timeout 6 s), the others \(others) after \(seconds(othersResumed)) s; all done \(String(format: "%.1f", finishedAfterKill)) s after it")
         await outputs.close()

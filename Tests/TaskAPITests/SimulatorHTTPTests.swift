@@ -38,6 +38,10 @@ struct SimulatorHTTPTests {
     @Test func createTaskBulkBalanceStatsResetConfig() async throws {
         var config = SimulatorConfig()
         config.validKeys = ["k"]
+        // The task below must still be processing when it is polled: a solve time of
+        // 250 s keeps it so on any machine (a drawn one, 2 s at the least, did not once
+        // under load).
+        config.solveTime = .fixed(250)
         try await withHTTP(config) { http, server in
             let (status, created) = try await call(http, server, .POST, "/createTask",
                                                    #"{"clientKey":"k","task":{"type":"ReCaptchaV2TaskProxyless"}}"#)

@@ -17,6 +17,7 @@ public func waitUntil(_ what: String, timeout: Double = 60, _ condition: () asyn
 
 public struct TimedOut: Error {
     public let what: String
+    public init(what: String) { self.what = what }
 }
 
 /// A value guarded by a lock, for collecting results from other threads.
