@@ -25,13 +25,18 @@ final class PipelineHarness: @unchecked Sendable {
     let client: TaskResultClient
     let producer: KafkaProducer
     let logger: Logger
+    /// This harness's API seconds per real second (`timeScale` unless given).
+    let scale: Double
     /// Where each published input record landed, by its key (the taskId): for failure
     /// messages that name the partition and offset of what is missing.
     let placements = Locked<[String: (partition: Int32, offset: Int64)]>([:])
 
     /// `brokerLog` collects the mock brokers' own debug lines (group membership and the like).
+    /// `timeScale` compresses API time for the simulator and the pipeline alike; a test whose
+    /// faults act in real time (timeouts, Retry-After) can run closer to real time.
     init(partitions: Int = 4, outputPartitions: Int = 2, simulator config: SimulatorConfig? = nil,
-         brokerLog: CapturingLogHandler.Store? = nil) async throws {
+         brokerLog: CapturingLogHandler.Store? = nil, timeScale: Double = PipelineHarness.timeScale) async throws {
+        scale = timeScale
         var logger = Logger(label: "ezpoll.tests.pipeline")
         logger.logLevel = ProcessInfo.processInfo.environment["EZPOLL_TEST_LOG"] != nil ? .debug : .warning
         self.logger = logger
@@ -46,7 +51,7 @@ final class PipelineHarness: @unchecked Sendable {
             try cluster.createTopic(topic, partitions: topic == Self.topics.input ? partitions : outputPartitions)
         }
         var simConfig = config ?? SimulatorConfig()
-        simConfig.timeScale = Self.timeScale
+        simConfig.timeScale = timeScale
         if config == nil {
             simConfig.validKeys = [Self.goodKey]
             simConfig.solveTime = .init(median: 15, min: 2, max: 60)
@@ -67,7 +72,7 @@ final class PipelineHarness: @unchecked Sendable {
 
     /// Pipeline settings scaled to the simulator's clock.
     func configuration(group: String = "ezpoll-test", maxInFlight: Int = 10_000) -> Pipeline.Configuration {
-        let s = Self.timeScale
+        let s = scale
         func scaled(_ seconds: Double) -> Duration { .milliseconds(Int64(seconds * 1_000 / s)) }
         let policy = PollingPolicy(initialDelay: scaled(5), interval: scaled(3), minInterval: scaled(1), maxPolls: 100,
                                    window: scaled(300), safetyMargin: Self.safetyMargin, backoffBase: scaled(3), backoffMax: scaled(30))

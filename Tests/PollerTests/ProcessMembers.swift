@@ -122,7 +122,7 @@ final class RunProcess: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)
         process.executableURL = ProcessReliabilityTests.binary
-        process.arguments = ["run", "--api-url", harness.simulator.baseURL, "--time-scale", String(PipelineHarness.timeScale),
+        process.arguments = ["run", "--api-url", harness.simulator.baseURL, "--time-scale", String(harness.scale),
                              "--rate-limit", "5000", "--kafka-config", "session.timeout.ms=6000",
                              "--kafka-config", "heartbeat.interval.ms=500", "--kafka-config", "fetch.wait.max.ms=10"] + extra
         var environment = ProcessInfo.processInfo.environment
