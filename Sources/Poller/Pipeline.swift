@@ -63,6 +63,12 @@ public final class Pipeline: Service, Sendable {
     let stopRequested = OnceFlag()
     /// Signalled when calls or publishes of draining partitions finish.
     private let drained = NSCondition()
+    /// Held while the consumer's pause state is brought to the engine's wish. Actions run
+    /// after the engine's lock, on several threads (dispatcher, call completions, delivery
+    /// reports, the rebalance callback), so a pause and a later resume could reach the
+    /// consumer in the other order and leave it paused with nothing left to resume it;
+    /// each application therefore reads the wish anew (`applyFetchWish`).
+    private let fetchWish = NIOLock()
     private let commitRequests: AsyncStream<Void>
     private let commitRequester: AsyncStream<Void>.Continuation
     /// Prometheus metrics and the state behind `/health` (Observability/).
@@ -385,14 +391,14 @@ public final class Pipeline: Service, Sendable {
                 logger.warning("commit metadata ignored; records finished above the committed offset will be processed again",
                                metadata: ["partition": "\(partition)", "reason": "\(reason)"])
             case .pauseFetching:
-                logger.info("in-flight limit reached: pausing input", metadata: ["inFlight": "\(configuration.engine.maxInFlight)"])
-                consumer.pauseAll()
+                logger.info("in-flight limit reached: pausing input", metadata: ["inFlight": "\(withEngine { $0.inFlightLimit })"])
+                applyFetchWish()
             case .takeHeldInput:
                 wakeup.signal() // the dispatcher's tick takes them, then resumes the input
             case .resumeFetching:
                 guard !stopRequested.isSet else { break } // stopping: the input stays paused
                 logger.info("in flight below the low-water mark: resuming input")
-                consumer.resumeAll()
+                applyFetchWish()
             case .banned(let until):
                 logger.error("ERROR_IP_BANNED: every call paused", metadata: ["until": "\(until)"])
                 metrics.ipBanned(until: until, now: WallClock.now())
@@ -404,6 +410,18 @@ public final class Pipeline: Service, Sendable {
                 logger.warning("API error rate changed the polling slowdown", metadata: ["factor": "\(factor)"])
             case .call, .publishSolution, .publishFailure, .publishDeadLetter:
                 assertionFailure("perform cannot publish or call")
+            }
+        }
+    }
+
+    /// Pauses or resumes the input as the engine wants it now (paused while stopping),
+    /// whichever action asked: the last application follows the last change.
+    private func applyFetchWish() {
+        fetchWish.withLock {
+            if stopRequested.isSet || withEngine({ $0.isFetchingPaused }) {
+                consumer.pauseAll()
+            } else {
+                consumer.resumeAll()
             }
         }
     }

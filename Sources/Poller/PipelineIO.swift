@@ -12,6 +12,8 @@ public protocol PipelineInput: Sendable {
     var assignedPartitions: Set<TopicPartition> { get }
     func pauseAll()
     func resumeAll()
+    /// Whether fetching this partition is paused now (by `pauseAll` or on its own).
+    func isPaused(_ partition: TopicPartition) -> Bool
     /// Commits what `make` returns (called under the input's commit lock). Nil: held
     /// back because the group is rebalancing (`force` sends it anyway); otherwise the
     /// partitions whose commit failed.

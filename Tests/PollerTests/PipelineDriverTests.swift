@@ -237,6 +237,7 @@ final class ScriptedInput: PipelineInput {
 
     var assignedPartitions: Set<TopicPartition> { state.withLock { $0.assigned } }
     func pauseAll() { state.withLock { $0.paused = true } }
+    func isPaused(_ partition: TopicPartition) -> Bool { state.withLock { $0.paused && $0.assigned.contains(partition) } }
     func resumeAll() { state.withLock { $0.paused = false } }
 
     func commitBlocking(force: Bool, _ make: () -> [TopicPartitionOffset]) -> [TopicPartition: KafkaError]? {

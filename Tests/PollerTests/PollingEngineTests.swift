@@ -305,6 +305,38 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
         #expect(h.engine.heldInputCount == 0, "the next owner reads them from Kafka")
     }
 
+    /// The in-flight gate had resumed and only held records kept the input paused; a
+    /// revoke then dropped them all. The engine was no longer paused but said nothing,
+    /// so the consumer stayed paused for good (a stall seen in the scale-out test: two
+    /// partitions assigned and never read). Dropping the last held records resumes.
+    @Test func droppingTheLastHeldRecordsResumesTheInput() {
+        var h = EngineHarness(configuration: config {
+            $0.maxInFlight = 2
+            $0.resumeBelow = 1
+        })
+        let other = PartitionID(topic: h.partition.topic, partition: h.partition.partition + 1)
+        h.apply(h.engine.assigned([PollingEngine.AssignedPartition(other)]))
+        // Two records that fail at once (long expired): at the bound, waiting for their acks.
+        h.receive(#"{"taskId":"a0","createdAt":"2020-01-01T00:00:00Z"}"#)
+        h.receive(#"{"taskId":"a1","createdAt":"2020-01-01T00:00:00Z"}"#)
+        #expect(h.pausedFetching)
+        // Fetched before the pause took effect, from the other partition: held.
+        for offset in 0..<3 {
+            let source = MessageSource(topic: other.topic, partition: other.partition, offset: Int64(offset), timestamp: h.now)
+            h.apply(h.engine.receive(InputRecord(source: source, key: nil, value: Array(#"{"taskId":"b\#(offset)"}"#.utf8)), now: h.now))
+        }
+        #expect(h.engine.heldInputCount == 3)
+        // The acks bring the count to the low-water mark: the held records are to be taken next tick.
+        for handle in h.pendingPublishes { h.apply(h.engine.published(handle)) }
+        h.pendingPublishes = []
+        #expect(h.log.contains(.takeHeldInput))
+        // Before that tick, their partition is revoked: nothing is held any more.
+        h.apply(h.engine.revoking([other]))
+        h.apply(h.engine.tick(now: h.now))
+        #expect(h.engine.heldInputCount == 0 && !h.engine.isFetchingPaused)
+        #expect(!h.pausedFetching, "the input resumes once nothing holds it paused")
+    }
+
     @Test func backpressurePausesAndResumes() {
         var h = EngineHarness(configuration: config {
             $0.maxInFlight = 3

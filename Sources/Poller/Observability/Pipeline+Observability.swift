@@ -43,7 +43,8 @@ extension Pipeline: ObservabilitySource {
         metrics.inFlightLimit.record(state.limit)
         metrics.callsInProgress.record(state.calls)
         metrics.inputPaused.record(state.paused ? 1 : 0)
-        metrics.pausedPartitions.record(state.paused ? assigned : 0)
+        // What the consumer has paused, not what the engine wants: the two must agree.
+        metrics.pausedPartitions.record(assignedPartitions.filter { consumer.isPaused($0) }.count)
         metrics.assignedPartitions.record(assigned)
         metrics.ipBanActive.record(state.bannedUntil == nil ? 0 : 1)
         metrics.ipBanRemaining.record(state.bannedUntil.map { Double(($0 - now).milliseconds) / 1_000 } ?? 0)

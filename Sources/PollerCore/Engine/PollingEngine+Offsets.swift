@@ -84,8 +84,10 @@ extension PollingEngine {
     }
 
     /// Forgets the tasks of these partitions (only those waiting for their next poll,
-    /// or all of them); returns the fetch action the lower in-flight count may call for.
+    /// or all of them) and their held records; returns the fetch action the lower
+    /// in-flight count, or the last held records gone, may call for.
     mutating func dropTasks(of partitions: Set<PartitionID>, onlyWaiting: Bool) -> [Action] {
+        let wasPaused = isFetchingPaused
         var dropped = 0
         for handle in tasks.handles {
             guard let task = tasks[handle], partitions.contains(task.token.partition),
@@ -95,8 +97,12 @@ extension PollingEngine {
             dropped += 1
         }
         held.removeAll { partitions.contains($0.partition) } // re-read by whoever owns them next
-        if dropped > 0, let action = inFlight.removed(dropped) { return [fetch(action)] }
-        return []
+        if dropped > 0 { _ = inFlight.removed(dropped) }
+        // Held records alone may have kept the input paused (the gate had resumed, `tick`
+        // was to take them): with the last of them gone the input resumes here, or nothing
+        // would resume it.
+        guard wasPaused, !inFlight.isPaused else { return [] }
+        return [held.isEmpty ? .resumeFetching : .takeHeldInput]
     }
 
     /// Tasks of these partitions in a call or waiting for their output's acknowledgement,
