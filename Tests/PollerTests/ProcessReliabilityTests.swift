@@ -49,12 +49,20 @@ struct ProcessReliabilityTests {
         }.compactMap(\.taskId)
     }
 
-    /// Input partitions whose final commit on a revoke or a stop a member logged as refused.
-    static func refusedFinalCommits(in log: String) -> Set<Int> {
-        Set(log.split(separator: "\n").filter { $0.contains("final commit on revoke failed") || $0.contains("final commit on stop failed") }.flatMap { line in
-            line.matches(of: #/\.tasks\[(\d+)\]@\d+: [A-Z_]+/#).compactMap { Int($0.output.1) }
+    /// Input partitions whose final commit on a revoke or a stop a member logged as refused
+    /// (only on a revoke, and only with this error code, when given).
+    static func refusedFinalCommits(in log: String, revokeOnly: Bool = false, code: String? = nil) -> Set<Int> {
+        Set(log.split(separator: "\n").filter {
+            $0.contains("final commit on revoke failed") || (!revokeOnly && $0.contains("final commit on stop failed"))
+        }.flatMap { line in
+            line.matches(of: #/\.tasks\[(\d+)\]@\d+: ([A-Z_]+)/#).filter { code == nil || $0.output.2 == code! }.compactMap { Int($0.output.1) }
         })
     }
+
+    /// librdkafka's mock broker answered a follower's SyncGroup that came after the
+    /// leader's with INVALID_REQUEST (Kafka sends the follower its assignment), and the
+    /// member logged it at debug level.
+    static let mockSyncGroupRace = "SyncGroup response: Broker: Invalid request"
 
     /// The commit interval the spawned members use (their default).
     static let commitInterval = 0.25
@@ -202,6 +210,7 @@ struct ProcessReliabilityTests {
                 return state.recordsFinished(partition: partition, offset: Int64(offset))
             }
         }
+        let beforeRestart = try await committed(harness, group: "term-group")
         // The stopped member comes back (a rolling restart): partitions move to it again.
         let restarted = try run.start(key: secret, extra: extra)
         try await run.wait("the restarted member owns partitions", timeout: 60) { !restarted.ownedPartitions.isEmpty }
@@ -229,7 +238,24 @@ struct ProcessReliabilityTests {
         // broker can refuse a revoke's commits (RELIABILITY.md, refused revoke commits).
         let repeatedPartitions = Set(all.filter { repeated[$0.key ?? ""] != nil }.compactMap(\.sourcePartition)).sorted()
         let refused = [first, second, restarted].reduce(into: Set<Int>()) { $0.formUnion(Self.refusedFinalCommits(in: $1.log)) }.sorted()
-        await run.check(repeated.count == 0, "\(repeated.count) records with more than one output, on partitions \(repeatedPartitions), e.g. \(Array(repeated.keys.prefix(5))); final commits logged as refused on partitions \(refused)")
+        // One repeat is the embedded broker's, not ezpoll's (RELIABILITY.md, refused revoke
+        // commits): when it answers the restarted member's SyncGroup INVALID_REQUEST, the
+        // group joins again before the survivor's revoke callback commits, and that revoke's
+        // commits are refused (REBALANCE_IN_PROGRESS) where Kafka accepts them. Repeats are
+        // allowed only on partitions so refused, in a run where the broker did that, and
+        // only of records finished after the commit read right before the restart; every
+        // other repeat fails the test.
+        let raced = [first, second, restarted].contains { $0.log.contains(Self.mockSyncGroupRace) }
+        let refusedInRace = raced ? Self.refusedFinalCommits(in: second.log, revokeOnly: true, code: "REBALANCE_IN_PROGRESS") : []
+        let repeatedOutputs = all.filter { repeated[$0.key ?? ""] != nil }
+        let unexplained = repeatedOutputs.filter { !refusedInRace.contains($0.sourcePartition ?? -1) }
+        let unexplainedKeys = Set(unexplained.compactMap(\.key))
+        await run.check(unexplainedKeys.isEmpty, "\(unexplainedKeys.count) records with more than one output, on partitions \(Set(unexplained.compactMap(\.sourcePartition)).sorted()) (of \(repeated.count) repeated, on \(repeatedPartitions)), e.g. \(Array(unexplainedKeys.prefix(5))); final commits logged as refused on partitions \(refused); the broker's SyncGroup race \(raced ? "seen" : "not seen")")
+        let despite = repeatedOutputs.filter { output in
+            guard let partition = output.sourcePartition, let offset = (output.json["source"] as? [String: Any])?["offset"] as? Int else { return false }
+            return beforeRestart.recordsFinished(partition: partition, offset: Int64(offset))
+        }
+        await run.check(despite.isEmpty, "repeated although committed as finished before the restart: \(Set(despite.compactMap(\.key)).prefix(5))")
         let logs = first.log + second.log + restarted.log
         await run.check(logs.contains("pipeline stopped"), "the graceful path ran")
         for key in [secret, eventSecret] {
@@ -238,7 +264,7 @@ struct ProcessReliabilityTests {
             #expect(!metrics.contains(key), "a clientKey in a metric")
         }
         run.finish()
-        print("sigterm: exit after \(String(format: "%.1f", exitSeconds)) s, left the group (LeaveGroup seen by the broker), every partition worked again \(String(format: "%.1f", takeover)) s later (the mock's join delay is 5 s), then a restart joined; \(all.count) outputs for 2005 records (\(repeated.count) repeated), \(logs.split(separator: "\n").count) debug log lines without a key")
+        print("sigterm: exit after \(String(format: "%.1f", exitSeconds)) s, left the group (LeaveGroup seen by the broker), every partition worked again \(String(format: "%.1f", takeover)) s later (the mock's join delay is 5 s), then a restart joined; \(all.count) outputs for 2005 records (\(repeated.count) repeated\(raced ? ", on partitions \(refusedInRace.sorted()) whose revoke commits the broker refused after its SyncGroup race" : "")), \(logs.split(separator: "\n").count) debug log lines without a key")
         await outputs.close()
         await harness.shutdown()
     }
