@@ -191,13 +191,19 @@ final class PipelineHarness: @unchecked Sendable {
         placements.current.values.reduce(into: [:]) { ends, place in ends[place.partition] = max(ends[place.partition] ?? 0, place.offset + 1) }
     }
 
-    /// The group's committed offsets of the input partitions (no metadata).
-    func committedOffsets(group: String, partitions: Int = 4) async throws -> [Int32: Int64] {
+    /// The group's commits of the input partitions, with their metadata, read by a
+    /// consumer that does not join the group.
+    func committed(group: String, partitions: Int = 4) async throws -> [TopicPartition: TopicPartitionOffset] {
         let probe = try KafkaConsumer(configuration: KafkaConsumerConfiguration(bootstrapServers: cluster.bootstrapServers, groupID: group),
                                       logger: logger)
         let committed = try await probe.committed(for: (0..<partitions).map { TopicPartition(Self.topics.input, Int32($0)) })
         await probe.close()
-        return committed.reduce(into: [:]) { $0[$1.key.partition] = $1.value.offset }
+        return committed
+    }
+
+    /// The group's committed offsets of the input partitions (no metadata).
+    func committedOffsets(group: String, partitions: Int = 4) async throws -> [Int32: Int64] {
+        try await committed(group: group, partitions: partitions).reduce(into: [:]) { $0[$1.key.partition] = $1.value.offset }
     }
 
     /// Reads the three output topics from a group of its own.

@@ -27,12 +27,8 @@ struct ProcessReliabilityTests {
     }
 
     func committed(_ harness: PipelineHarness, group: String, partitions: Int = 4) async throws -> CommittedState {
-        let probe = try KafkaConsumer(configuration: KafkaConsumerConfiguration(bootstrapServers: harness.cluster.bootstrapServers,
-                                                                                groupID: group), logger: harness.logger)
-        let committed = try await probe.committed(for: (0..<partitions).map { TopicPartition(PipelineHarness.topics.input, Int32($0)) })
-        await probe.close()
         var state = CommittedState()
-        for (tp, commit) in committed {
+        for (tp, commit) in try await harness.committed(group: group, partitions: partitions) {
             state.partitions[Int(tp.partition)] = (commit.offset, try OffsetCommitMetadata.decode(commit.metadata ?? "", base: commit.offset))
         }
         return state
