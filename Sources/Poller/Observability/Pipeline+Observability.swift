@@ -32,7 +32,8 @@ extension Pipeline: ObservabilitySource {
              deadKeys: engine.disabledKeyCount, slowdown: engine.callSlowdown,
              callsPerSecond: engine.callsPerSecond, lateness: engine.pollLateness)
         }
-        let assigned = assignedPartitions.count
+        let partitions = assignedPartitions
+        let assigned = partitions.count
         var lifecycle = metrics.currentLifecycle
         if stopRequested.isSet { lifecycle = .stopping }
         let kafka = metrics.kafkaState
@@ -44,7 +45,7 @@ extension Pipeline: ObservabilitySource {
         metrics.callsInProgress.record(state.calls)
         metrics.inputPaused.record(state.paused ? 1 : 0)
         // What the consumer has paused, not what the engine wants: the two must agree.
-        metrics.pausedPartitions.record(assignedPartitions.filter { consumer.isPaused($0) }.count)
+        metrics.pausedPartitions.record(partitions.filter { consumer.isPaused($0) }.count)
         metrics.assignedPartitions.record(assigned)
         metrics.ipBanActive.record(state.bannedUntil == nil ? 0 : 1)
         metrics.ipBanRemaining.record(state.bannedUntil.map { Double(($0 - now).milliseconds) / 1_000 } ?? 0)

@@ -102,7 +102,7 @@ extension PollingEngine {
         // was to take them): with the last of them gone the input resumes here, or nothing
         // would resume it.
         guard wasPaused, !inFlight.isPaused else { return [] }
-        return [held.isEmpty ? .resumeFetching : .takeHeldInput]
+        return [fetch(.resume)]
     }
 
     /// Tasks of these partitions in a call or waiting for their output's acknowledgement,
