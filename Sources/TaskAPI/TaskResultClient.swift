@@ -25,6 +25,7 @@ public final class TaskResultClient: Sendable {
     public let profile: ProviderProfile
     public let configuration: Configuration
     private let transport: Transport
+    private let deadlines: CallDeadlines
     private let logger: Logger
     private let isShutDown = NIOLockedValueBox(false)
 
@@ -48,6 +49,9 @@ public final class TaskResultClient: Sendable {
         self.profile = profile
         self.configuration = configuration
         self.logger = logger
+        // The transports' own deadline fires first; this one is the backstop above them.
+        deadlines = CallDeadlines(timeout: TimeAmount(configuration.requestTimeout) + Self.deadlineGrace,
+                                  on: eventLoopGroup.next())
         switch configuration.transport {
         case .nio:
             var path = parsed.path.isEmpty ? "/" : parsed.path
@@ -88,6 +92,7 @@ public final class TaskResultClient: Sendable {
     deinit {
         // Never let HTTPClient's debug precondition fire: shut down in the background.
         guard markShutDown() else { return }
+        deadlines.shutdown()
         switch transport {
         case .nio(let pool):
             Task { await pool.shutdown() }
@@ -117,48 +122,53 @@ public final class TaskResultClient: Sendable {
                 logger.debug("HTTP client shutdown reported an error", metadata: ["error": "\(error)"])
             }
         }
+        deadlines.shutdown()
     }
+
+    /// How long after `requestTimeout` the client's own deadline ends a call the
+    /// transport has not ended: the transport's deadline (a sweep every 50 ms in the NIO
+    /// pool) reports first when it works.
+    static let deadlineGrace = TimeAmount.milliseconds(250)
+
+    /// Calls started and not yet ended (answered, failed or past their deadline).
+    public var callsInProgress: Int { deadlines.inProgress }
 
     /// Polls one task once and classifies the result.
     public func getTaskResult(taskId: String, clientKey: ClientKey) async -> TaskOutcome {
-        switch transport {
-        case .nio:
-            return await withCheckedContinuation { continuation in
-                start([TaskResultCall(taskId: taskId, clientKey: clientKey) { continuation.resume(returning: $0) }])
-            }
-        case .asyncHTTPClient(let client, let url):
-            let started = ContinuousClock.now
-            return finish(taskId: taskId, clientKey: clientKey, started: started,
-                          await execute(on: client, url: url, taskId: taskId, clientKey: clientKey))
+        await withCheckedContinuation { continuation in
+            start([TaskResultCall(taskId: taskId, clientKey: clientKey) { continuation.resume(returning: $0) }])
         }
     }
 
-    /// Starts the calls; each completion runs once (on the pool's event loop for `.nio`).
+    /// Starts the calls; each completion runs once, by the call's deadline at the latest
+    /// (on the pool's event loop for `.nio`).
     public func start(_ calls: [TaskResultCall]) {
+        let started = ContinuousClock.now
+        let tickets = deadlines.register(calls.map { call in
+            { [self] outcome in call.completion(finish(taskId: call.taskId, clientKey: call.clientKey, started: started, outcome)) }
+        })
+        guard tickets.count == calls.count else { return } // shut down: already completed
         switch transport {
         case .nio(let pool):
             let profile = self.profile
-            let started = ContinuousClock.now
-            pool.execute(calls.map { call in
-                HTTP1ConnectionPool.Request(body: GetTaskResultRequest.body(taskId: call.taskId, clientKey: call.clientKey)) { [self] result in
-                    let outcome: TaskOutcome
+            let deadlines = self.deadlines
+            pool.execute(zip(calls, tickets).map { call, ticket in
+                HTTP1ConnectionPool.Request(body: GetTaskResultRequest.body(taskId: call.taskId, clientKey: call.clientKey)) { result in
                     switch result {
                     case .success(let response):
-                        outcome = OutcomeClassifier.classify(status: response.status, retryAfter: response.retryAfter,
-                                                             body: response.body, profile: profile)
+                        deadlines.complete(ticket, OutcomeClassifier.classify(
+                            status: response.status, retryAfter: response.retryAfter, body: response.body, profile: profile))
                     case .failure(let failure):
-                        outcome = Self.classify(failure)
+                        deadlines.complete(ticket, Self.classify(failure))
                     }
-                    call.completion(finish(taskId: call.taskId, clientKey: call.clientKey, started: started, outcome))
                 }
             })
         case .asyncHTTPClient(let client, let url):
-            for call in calls {
-                Task {
-                    let started = ContinuousClock.now
-                    let outcome = await execute(on: client, url: url, taskId: call.taskId, clientKey: call.clientKey)
-                    call.completion(finish(taskId: call.taskId, clientKey: call.clientKey, started: started, outcome))
+            for (call, ticket) in zip(calls, tickets) {
+                let task = Task { [self] in
+                    deadlines.complete(ticket, await execute(on: client, url: url, taskId: call.taskId, clientKey: call.clientKey))
                 }
+                deadlines.onExpiry(ticket) { task.cancel() }
             }
         }
     }

@@ -5,8 +5,15 @@
 ///
 /// Framing: `Content-Length`, `Transfer-Encoding: chunked` (extensions and trailers
 /// skipped) or, with neither, the body runs until the server closes (`finish()`).
-/// Interim 1xx answers are skipped. Heads over `maxHeadBytes` and bodies over
-/// `maxBodyBytes` are errors; after an error the connection must be closed.
+/// Interim 1xx answers are skipped.
+///
+/// Memory is bounded whatever the peer sends: every byte that is not body — the head,
+/// interim 1xx heads before it, chunk-size lines with their extensions, the CRLF after
+/// each chunk, trailers — counts against `maxHeadBytes` per response, the body against
+/// `maxBodyBytes`, and consumed bytes are dropped as it goes, so one response never
+/// buffers more than about the two limits. Over either limit, a bare CR or LF in a
+/// head, or any other framing error is a `ParseError` at once; after an error the
+/// connection must be closed.
 struct HTTP1ResponseParser {
     struct Response: Sendable, Equatable {
         var status: Int
@@ -19,6 +26,7 @@ struct HTTP1ResponseParser {
 
     enum ParseError: Error, Equatable {
         case malformed(String)
+        /// More than `maxHeadBytes` of head, interim answers, chunk framing or trailers.
         case headTooLarge
         case bodyTooLarge
     }
@@ -41,8 +49,13 @@ struct HTTP1ResponseParser {
     private var current = Response(status: 0, retryAfter: nil, body: [], keepAlive: true)
     /// Where the search for the end of the head resumes.
     private var scanned = 0
+    /// Bytes of the current response that are not body (heads, chunk framing, trailers).
+    private var framing = 0
 
-    init(maxHeadBytes: Int = 16 * 1024, maxBodyBytes: Int = 1 << 20) {
+    /// Head, interim answers, chunk framing and trailers of one response, together.
+    static let defaultMaxHeadBytes = 16 * 1024
+
+    init(maxHeadBytes: Int = defaultMaxHeadBytes, maxBodyBytes: Int = 1 << 20) {
         self.maxHeadBytes = maxHeadBytes
         self.maxBodyBytes = maxBodyBytes
     }
@@ -58,26 +71,59 @@ struct HTTP1ResponseParser {
     /// pipelining peer could).
     mutating func feed<Bytes: Collection>(_ incoming: Bytes) throws -> Response? where Bytes.Element == UInt8 {
         bytes.append(contentsOf: incoming)
+        defer { dropConsumed() }
         return try advance()
     }
 
     /// The peer closed the connection: completes a body framed by the close.
     mutating func finish() -> Response? {
         guard case .untilClose = state else { return nil }
-        current.body.append(contentsOf: bytes[position...])
         current.keepAlive = false
         return complete()
     }
+
+    /// Bytes buffered and not yet consumed: at most about `maxHeadBytes` between calls.
+    var buffered: Int { bytes.count - position }
+
+    /// Forgets the bytes already consumed, so only an unfinished head or line stays buffered.
+    private mutating func dropConsumed() {
+        guard position > 0 else { return }
+        if position == bytes.count {
+            bytes.removeAll(keepingCapacity: bytes.capacity <= Self.keptCapacity)
+        } else {
+            bytes.removeFirst(position)
+        }
+        scanned = max(0, scanned - position)
+        position = 0
+    }
+
+    /// Capacity kept between reads: one typical read, not the largest the peer sent.
+    private static let keptCapacity = 64 * 1024
+
+    /// Counts `count` more bytes of framing against the head limit.
+    private mutating func frame(_ count: Int) throws {
+        framing += count
+        if framing > maxHeadBytes { throw ParseError.headTooLarge }
+    }
+
+    /// A line (chunk size or trailer) is still incomplete: it may not outgrow the limits.
+    private func waitForLine() throws -> Response? {
+        if buffered > Self.maxLineBytes { throw ParseError.malformed("line too long") }
+        if framing + buffered > maxHeadBytes { throw ParseError.headTooLarge }
+        return nil
+    }
+
+    private static let maxLineBytes = 1024
 
     private mutating func advance() throws -> Response? {
         while true {
             switch state {
             case .head:
-                guard let end = headEnd() else {
-                    if bytes.count - position > maxHeadBytes { throw ParseError.headTooLarge }
+                guard let end = try headEnd() else {
+                    if framing + buffered > maxHeadBytes { throw ParseError.headTooLarge }
                     return nil
                 }
-                if end - position > maxHeadBytes { throw ParseError.headTooLarge }
+                try frame(end + 4 - position)
                 let interim = try parseHead(bytes[position..<end])
                 position = end + 4
                 scanned = position
@@ -92,6 +138,7 @@ struct HTTP1ResponseParser {
             case .chunkSize:
                 guard let lineEnd = crlf(from: position) else { return try waitForLine() }
                 let size = try Self.chunkSize(bytes[position..<lineEnd])
+                try frame(lineEnd + 2 - position)
                 position = lineEnd + 2
                 if size == 0 {
                     state = .trailers
@@ -109,15 +156,18 @@ struct HTTP1ResponseParser {
             case .chunkDataEnd:
                 guard bytes.count - position >= 2 else { return nil }
                 guard bytes[position] == 13, bytes[position + 1] == 10 else { throw ParseError.malformed("chunk not followed by CRLF") }
+                try frame(2)
                 position += 2
                 state = .chunkSize
             case .trailers:
                 guard let lineEnd = crlf(from: position) else { return try waitForLine() }
                 let empty = lineEnd == position
+                try frame(lineEnd + 2 - position)
                 position = lineEnd + 2
                 if empty { return complete() }
             case .untilClose:
-                guard current.body.count + (bytes.count - position) <= maxBodyBytes else { throw ParseError.bodyTooLarge }
+                guard current.body.count + buffered <= maxBodyBytes else { throw ParseError.bodyTooLarge }
+                _ = takeBody(buffered)
                 return nil
             }
         }
@@ -135,27 +185,20 @@ struct HTTP1ResponseParser {
         let response = current
         current = Response(status: 0, retryAfter: nil, body: [], keepAlive: true)
         state = .head
-        if position == bytes.count {
-            bytes.removeAll(keepingCapacity: true)
-            position = 0
-        } else if position > 4096 {
-            bytes.removeFirst(position)
-            position = 0
-        }
+        framing = 0
         scanned = position
         return response
     }
 
-    private func waitForLine() throws -> Response? {
-        if bytes.count - position > 1024 { throw ParseError.malformed("line too long") }
-        return nil
-    }
-
-    /// Index of the CRLF CRLF that ends the head, searching only new bytes.
-    private mutating func headEnd() -> Int? {
+    /// Index of the CRLF CRLF that ends the head, searching only new bytes. A bare LF
+    /// fails at once: a head that ends in LF LF would otherwise wait for more bytes.
+    private mutating func headEnd() throws -> Int? {
         var index = max(position, scanned - 3)
         while index + 3 < bytes.count {
             if bytes[index] == 13, bytes[index + 1] == 10, bytes[index + 2] == 13, bytes[index + 3] == 10 { return index }
+            if bytes[index] == 10, index == position || bytes[index - 1] != 13 {
+                throw ParseError.malformed("bare CR or LF in head")
+            }
             index += 1
         }
         scanned = max(position, bytes.count - 3)
@@ -173,7 +216,7 @@ struct HTTP1ResponseParser {
 
     /// Parses a status line and headers; true for an interim (1xx) answer to skip.
     private mutating func parseHead(_ head: ArraySlice<UInt8>) throws -> Bool {
-        var lines = Self.lines(head)
+        var lines = try Self.lines(head)
         guard let statusLine = lines.first else { throw ParseError.malformed("empty head") }
         lines.removeFirst()
         // "HTTP/1.1 200 OK"
@@ -217,6 +260,7 @@ struct HTTP1ResponseParser {
             state = .chunkSize
         } else if let contentLength {
             guard contentLength <= maxBodyBytes else { throw ParseError.bodyTooLarge }
+            current.body.reserveCapacity(contentLength)
             state = .fixedBody(remaining: contentLength)
         } else {
             current.keepAlive = false
@@ -227,7 +271,9 @@ struct HTTP1ResponseParser {
 
     private static let httpSlash: [UInt8] = Array("HTTP/1.".utf8)
 
-    private static func lines(_ head: ArraySlice<UInt8>) -> [ArraySlice<UInt8>] {
+    /// The head's lines, split at CRLF. A CR or LF alone is an error: parsers that
+    /// accept a bare LF as a line end would read this head differently from us.
+    private static func lines(_ head: ArraySlice<UInt8>) throws -> [ArraySlice<UInt8>] {
         var lines: [ArraySlice<UInt8>] = []
         var start = head.startIndex
         var index = head.startIndex
@@ -236,6 +282,8 @@ struct HTTP1ResponseParser {
                 lines.append(head[start..<index])
                 index += 2
                 start = index
+            } else if head[index] == 13 || head[index] == 10 {
+                throw ParseError.malformed("bare CR or LF in head")
             } else {
                 index += 1
             }
