@@ -255,14 +255,16 @@ final class Child: Sendable {
         self.lines = lines
     }
 
-    static func start(_ executable: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> Child {
+    /// `stderr`: where the child's log goes (this process's stderr by default).
+    static func start(_ executable: URL, _ arguments: [String], environment: [String: String] = [:],
+                      stderr: FileHandle = .standardError) throws -> Child {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe()
         process.standardOutput = out
-        process.standardError = FileHandle.standardError
+        process.standardError = stderr
         let (lines, sink) = AsyncStream.makeStream(of: String.self)
         let reader = out.fileHandleForReading
         Thread.detachNewThread {

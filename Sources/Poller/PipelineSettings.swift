@@ -56,12 +56,19 @@ public struct PipelineSettings: Sendable {
     public var consumerProperties: [String: String] = [:]
     public var producerProperties: [String: String] = [:]
 
+    /// The egress proxy per provider host (`--proxy`, `HTTPS_PROXY`, `NO_PROXY`).
+    public var proxies = ProxyConfiguration.direct
+    /// Largest answer body a call may buffer (`--max-response-bytes`).
+    public var maxResponseBytes = TaskResultClient.Configuration().maxBodyBytes
+
     /// The provider clients' settings: one keep-alive connection per concurrent call, so
     /// no call waits for a connection while the engine allows it to run.
     public var clientConfiguration: TaskResultClient.Configuration {
         var configuration = TaskResultClient.Configuration()
         configuration.maxConnectionsPerHost = maxConcurrentCalls
         configuration.transport = httpTransport
+        configuration.proxies = proxies
+        configuration.maxBodyBytes = maxResponseBytes
         return configuration
     }
 

@@ -13,7 +13,9 @@ extension TaskResultClient {
         public var maxConnectionsPerHost: Int
         /// Idle keep-alive connections are closed after this.
         public var idleTimeout: Duration
-        /// Response bodies larger than this are treated as bad bodies.
+        /// Response bodies larger than this fail the call as a bad body. With the head
+        /// limit (16 KiB of head, 1xx answers, chunk framing and trailers) it bounds what
+        /// one call buffers; a getTaskResult answer is a few KiB.
         public var maxBodyBytes: Int
         /// Sent as `User-Agent`.
         public var userAgent: String
@@ -21,6 +23,9 @@ extension TaskResultClient {
         public var transport: Transport
         /// PEM files of certificate authorities trusted besides the system's (https only).
         public var additionalTrustRootFiles: [String] = []
+        /// The egress proxy, per provider host (CONNECT tunnel in both transports).
+        /// Default: `.direct`; `ezpoll run` fills it from `--proxy` and the environment.
+        public var proxies: ProxyConfiguration = .direct
 
         /// TLS for https, the same for both transports: full verification against the
         /// system's roots and `additionalTrustRootFiles`.
@@ -43,7 +48,7 @@ extension TaskResultClient {
             requestTimeout: Duration = .seconds(15),
             maxConnectionsPerHost: Int = 32,
             idleTimeout: Duration = .seconds(60),
-            maxBodyBytes: Int = 1 << 20,
+            maxBodyBytes: Int = 256 << 10,
             userAgent: String = EzpollVersion.userAgent,
             transport: Transport = .nio
         ) {

@@ -49,6 +49,9 @@ public final class TaskResultClient: Sendable {
         self.profile = profile
         self.configuration = configuration
         self.logger = logger
+        let isHTTPS = scheme == "https"
+        let port = parsed.port ?? (isHTTPS ? 443 : 80)
+        let proxy = configuration.proxies.proxy(host: host, port: port, https: isHTTPS)
         // The transports' own deadline fires first; this one is the backstop above them.
         deadlines = CallDeadlines(timeout: TimeAmount(configuration.requestTimeout) + Self.deadlineGrace,
                                   on: eventLoopGroup.next())
@@ -57,9 +60,8 @@ public final class TaskResultClient: Sendable {
             var path = parsed.path.isEmpty ? "/" : parsed.path
             if let query = parsed.query { path += "?\(query)" }
             let target = HTTP1ConnectionPool.Target(
-                host: host, port: parsed.port ?? (scheme == "https" ? 443 : 80),
-                tls: scheme == "https" ? configuration.tlsConfiguration : nil,
-                path: path, userAgent: configuration.userAgent)
+                host: host, port: port, tls: isHTTPS ? configuration.tlsConfiguration : nil,
+                path: path, userAgent: configuration.userAgent, proxy: proxy)
             let timeouts = HTTP1ConnectionPool.Timeouts(
                 connect: TimeAmount(configuration.connectTimeout), read: TimeAmount(configuration.readTimeout),
                 request: TimeAmount(configuration.requestTimeout), idle: TimeAmount(configuration.idleTimeout))
@@ -85,6 +87,10 @@ public final class TaskResultClient: Sendable {
             )
             http.httpVersion = .http1Only
             http.tlsConfiguration = configuration.tlsConfiguration
+            http.proxy = proxy.map { proxy in
+                .server(host: proxy.host, port: proxy.port,
+                        authorization: proxy.credentials.map { .basic(credentials: Data($0.utf8).base64EncodedString()) })
+            }
             transport = .asyncHTTPClient(HTTPClient(eventLoopGroup: eventLoopGroup, configuration: http), url: url)
         }
     }

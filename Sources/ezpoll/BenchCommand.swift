@@ -61,6 +61,8 @@ struct BenchCommand: AsyncParsableCommand {
     var idleSeconds: Double?
     @Flag(help: "Run `ezpoll broker`, `ezpoll simulate` and `ezpoll run` as separate processes (as users deploy it) and measure the `ezpoll run` process alone; with wrk installed, also the simulator's ceiling.")
     var separateProcesses = false
+    @Flag(help: "Run `ezpoll run` (its own process, on `ezpoll broker`) against a provider that misbehaves on purpose (floods, slow and broken answers; ARCHITECTURE.md) and report tasks without an outcome, wrong solutions, key leaks and the process's peak RSS growth. Exits 1 if any check fails.")
+    var hostile = false
     @Flag(help: "Also measure the HTTP ceiling: the same client against the same simulator, nothing else running.")
     var rawHttp = false
     @Flag(help: "With --raw-http: also measure async-http-client's EventLoopFuture path (no task per request) against the same simulator.")
@@ -98,6 +100,18 @@ struct BenchCommand: AsyncParsableCommand {
         var logger = Logger(label: "ezpoll.bench")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .error
         let options = try options()
+        if hostile {
+            let report = try await HostileRun(options: options, logger: logger).run()
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            } else {
+                print(report.text)
+            }
+            if !report.passed { throw ExitCode(1) }
+            return
+        }
         if options.separateProcesses {
             print(json ? try await SeparateProcessesBench(options: options, logger: logger).run().json()
                        : try await SeparateProcessesBench(options: options, logger: logger).run().table())

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Bench
 import Foundation
 import EmbeddedKafka
 import Kafka
@@ -180,35 +181,18 @@ struct DemoCommand: AsyncParsableCommand {
     }
 }
 
-/// Reads the output topics and counts outputs per record key.
-final class OutputChecker: Sendable {
-    private let consumer: KafkaConsumer
-    /// Topics seen per record key, and the count of outputs.
-    private let seen = NIOLockedValueBox<(outputs: [String: [String]], total: Int)>(([:], 0))
-    private let task: Task<Void, Never>
+/// Checks the outputs against what the demo published.
+struct OutputChecker {
+    let records: OutputRecords
 
     init(bootstrapServers: String, topics: Pipeline.Topics, logger: Logger) throws {
-        var config = KafkaConsumerConfiguration(bootstrapServers: bootstrapServers, groupID: "ezpoll-demo-checker")
-        config.fetchWaitMaxMs = 10
-        consumer = try KafkaConsumer(configuration: config, logger: logger)
-        try consumer.subscribe(topics: [topics.solutions, topics.failures, topics.deadLetters])
-        task = Task { [consumer, seen] in
-            for await batch in consumer.batches {
-                seen.withLockedValue { seen in
-                    for record in batch {
-                        seen.outputs[String(decoding: record.key ?? [], as: UTF8.self), default: []].append(record.topic)
-                    }
-                    seen.total += batch.count
-                }
-            }
-        }
+        records = try OutputRecords(bootstrapServers: bootstrapServers, topics: topics, groupID: "ezpoll-demo-checker", logger: logger)
     }
 
-    var count: Int { seen.withLockedValue { $0.total } }
+    var count: Int { records.count }
 
     func close() async {
-        await consumer.close()
-        await task.value
+        await records.close()
     }
 
     struct Report {
@@ -219,7 +203,7 @@ final class OutputChecker: Sendable {
     }
 
     func report(expected: DemoCommand.Input) -> Report {
-        let outputs = seen.withLockedValue { $0.outputs }
+        let outputs = records.snapshot()
         var report = Report()
         for (key, topic) in expected.expectedTopic {
             guard let seen = outputs[key] else {
@@ -227,7 +211,7 @@ final class OutputChecker: Sendable {
                 continue
             }
             report.duplicates += seen.count - 1
-            if topic != "solution-or-failure" && seen.first != topic { report.wrongTopic += 1 }
+            if topic != "solution-or-failure" && seen.first?.topic != topic { report.wrongTopic += 1 }
         }
         return report
     }

@@ -45,6 +45,10 @@ struct RunCommand: AsyncParsableCommand {
     var maxConcurrentCalls: Int?
     @Option(help: "HTTP client for getTaskResult: nio (our keep-alive HTTP/1.1 pool on SwiftNIO, one connection per concurrent call) or async-http-client. [EZPOLL_HTTP_CLIENT, default nio]")
     var httpClient: String?
+    @Option(help: "Egress proxy for the provider calls, http://[user:password@]host:port (HTTP CONNECT tunnel), or none; without it HTTPS_PROXY / HTTP_PROXY by the provider's scheme. NO_PROXY hosts are reached directly. [EZPOLL_PROXY]")
+    var proxy: String?
+    @Option(parsing: .unconditional, help: "Largest getTaskResult answer body in bytes; a longer one fails the call (transient) and closes its connection. The head, 1xx answers, chunk framing and trailers are limited to 16 KiB besides. [EZPOLL_MAX_RESPONSE_BYTES, default 262144]")
+    var maxResponseBytes: Int?
     @Option(parsing: .unconditional, help: "Most getTaskResult calls per second for the key, all tasks together; shared by the group's members (see --rate-limit-scope). [EZPOLL_RATE_LIMIT, default 200]")
     var rateLimit: Double?
     @Option(help: "group: the members of the consumer group share --rate-limit, each using its share of the input partitions (updated on every rebalance); process: each process uses all of it. [EZPOLL_RATE_LIMIT_SCOPE, default group]")

@@ -78,6 +78,13 @@ struct RunSettings {
             throw ValidationError("--http-client must be \(TaskResultClient.Configuration.Transport.allCases.map(\.rawValue).joined(separator: " or ")) (got '\(transport)')")
         }
         settings.httpTransport = httpTransport
+        do {
+            settings.proxies = try ProxyConfiguration.resolve(override: optionalString(options.proxy, "EZPOLL_PROXY"), environment: env)
+        } catch {
+            throw ValidationError("--proxy: \(error)")
+        }
+        settings.maxResponseBytes = try number(options.maxResponseBytes, "EZPOLL_MAX_RESPONSE_BYTES") ?? settings.maxResponseBytes
+        try require(settings.maxResponseBytes >= 1024, "--max-response-bytes must be at least 1024 (got \(settings.maxResponseBytes))")
         settings.rateLimit = try number(options.rateLimit, "EZPOLL_RATE_LIMIT") ?? settings.rateLimit
         try require((settings.maxInFlight ?? 1) >= 1, "--max-in-flight must be at least 1 (got \(settings.maxInFlight ?? 0))")
         try require(settings.maxConcurrentCalls >= 1, "--max-concurrent-calls must be at least 1 (got \(settings.maxConcurrentCalls))")

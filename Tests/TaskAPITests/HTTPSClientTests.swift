@@ -43,7 +43,7 @@ struct HTTPSClientTests {
     }
 
     /// A certificate for `localhost` and 127.0.0.1, valid for a day.
-    private static func selfSignedCertificate(in dir: URL) throws -> (certificate: String, key: String) {
+    static func selfSignedCertificate(in dir: URL) throws -> (certificate: String, key: String) {
         let certificate = dir.appendingPathComponent("cert.pem").path
         let key = dir.appendingPathComponent("key.pem").path
         let openssl = Process()

@@ -22,6 +22,8 @@ final class HTTP1ConnectionPool: Sendable {
         var tls: TLSConfiguration?
         var path: String
         var userAgent: String
+        /// Reached through this proxy's CONNECT tunnel; nil: directly.
+        var proxy: HTTPProxy? = nil
     }
 
     struct Timeouts: Sendable {
@@ -155,22 +157,37 @@ final class HTTP1ConnectionPool: Sendable {
 
     private func connect() {
         state.value.connecting += 1
-        let sslContext = self.sslContext
-        let host = target.host
-        let maxBodyBytes = self.maxBodyBytes
-        ClientBootstrap(group: loop)
+        let proxy = target.proxy
+        let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(timeouts.connect)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
+            .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let sslContext {
-                        let serverName = host.isIPAddress ? nil : host
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverName))
+                    if let proxy {
+                        let tunnel = ProxyTunnelHandler(target: "\(target.host):\(target.port)", authorization: proxy.authorization,
+                                                        timeout: timeouts.connect, promise: channel.eventLoop.makePromise())
+                        try channel.pipeline.syncOperations.addHandler(tunnel)
+                    } else {
+                        try addConnectionHandlers(to: channel)
                     }
-                    try channel.pipeline.syncOperations.addHandler(ConnectionHandler(maxBodyBytes: maxBodyBytes))
                 }
             }
-            .connect(host: target.host, port: target.port)
+        bootstrap.connect(host: proxy?.host ?? target.host, port: proxy?.port ?? target.port)
+            .flatMap { [self] channel -> EventLoopFuture<any Channel> in
+                // Through a proxy: the tunnel first, then TLS and the answers inside it.
+                guard proxy != nil else { return channel.eventLoop.makeSucceededFuture(channel) }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.handler(type: ProxyTunnelHandler.self).established
+                }.flatMap { $0 }.flatMapThrowing {
+                    let pipeline = channel.pipeline.syncOperations
+                    pipeline.removeHandler(try pipeline.handler(type: ProxyTunnelHandler.self), promise: nil)
+                    try self.addConnectionHandlers(to: channel)
+                    return channel
+                }.flatMapErrorThrowing { error in
+                    channel.close(promise: nil)
+                    throw error
+                }
+            }
             .whenComplete { [self] result in
                 let s = state.value
                 s.connecting -= 1
@@ -194,12 +211,25 @@ final class HTTP1ConnectionPool: Sendable {
                     // Nothing can serve the waiting calls: report the failure to them.
                     guard s.connections.isEmpty, s.connecting == 0 else { return }
                     let failure: Failure
-                    if case ChannelError.connectTimeout = error { failure = .connectTimeout } else { failure = .connect("\(error)") }
+                    switch error {
+                    case ChannelError.connectTimeout, ProxyTunnelHandler.Failure.timeout: failure = .connectTimeout
+                    case let refused as ProxyTunnelHandler.Failure: failure = .connect("proxy \(proxy.map { "\($0)" } ?? ""): \(refused)")
+                    default: failure = .connect("\(error)")
+                    }
                     let waiting = s.waiting
                     s.waiting.removeAll()
                     for request in waiting { request.request.completion(.failure(failure)) }
                 }
             }
+    }
+
+    /// TLS (for https) and the answer framing, on a connection to the provider or a tunnel to it.
+    private func addConnectionHandlers(to channel: any Channel) throws {
+        if let sslContext {
+            let serverName = target.host.isIPAddress ? nil : target.host
+            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverName))
+        }
+        try channel.pipeline.syncOperations.addHandler(ConnectionHandler(maxBodyBytes: maxBodyBytes))
     }
 
     /// A connection answered its call and may take another.

@@ -7,13 +7,13 @@
 /// skipped) or, with neither, the body runs until the server closes (`finish()`).
 /// Interim 1xx answers are skipped.
 ///
-/// Memory is bounded whatever the peer sends: every byte that is not body — the head,
-/// interim 1xx heads before it, chunk-size lines with their extensions, the CRLF after
-/// each chunk, trailers — counts against `maxHeadBytes` per response, the body against
-/// `maxBodyBytes`, and consumed bytes are dropped as it goes, so one response never
-/// buffers more than about the two limits. Over either limit, a bare CR or LF in a
-/// head, or any other framing error is a `ParseError` at once; after an error the
-/// connection must be closed.
+/// Memory and the bytes read are bounded whatever the peer sends: the head, interim 1xx
+/// heads before it and trailers count against `maxHeadBytes` per response; the body and
+/// its chunk framing (size lines with their extensions, the CRLF after each chunk)
+/// against `maxBodyBytes`; consumed bytes are dropped as it goes. So one response never
+/// buffers more than the two limits and is refused once it has sent more than their
+/// sum. Over either limit, a bare CR or LF in a head, or any other framing error is a
+/// `ParseError` at once; after an error the connection must be closed.
 struct HTTP1ResponseParser {
     struct Response: Sendable, Equatable {
         var status: Int
@@ -26,8 +26,9 @@ struct HTTP1ResponseParser {
 
     enum ParseError: Error, Equatable {
         case malformed(String)
-        /// More than `maxHeadBytes` of head, interim answers, chunk framing or trailers.
+        /// More than `maxHeadBytes` of head, interim answers and trailers.
         case headTooLarge
+        /// More than `maxBodyBytes` of body and chunk framing.
         case bodyTooLarge
     }
 
@@ -49,10 +50,12 @@ struct HTTP1ResponseParser {
     private var current = Response(status: 0, retryAfter: nil, body: [], keepAlive: true)
     /// Where the search for the end of the head resumes.
     private var scanned = 0
-    /// Bytes of the current response that are not body (heads, chunk framing, trailers).
+    /// Bytes of the current response's heads and trailers.
     private var framing = 0
+    /// Bytes of the current response's chunk framing (size lines, CRLFs after chunks).
+    private var chunkFraming = 0
 
-    /// Head, interim answers, chunk framing and trailers of one response, together.
+    /// Head, interim answers and trailers of one response, together.
     static let defaultMaxHeadBytes = 16 * 1024
 
     init(maxHeadBytes: Int = defaultMaxHeadBytes, maxBodyBytes: Int = 1 << 20) {
@@ -100,16 +103,27 @@ struct HTTP1ResponseParser {
     /// Capacity kept between reads: one typical read, not the largest the peer sent.
     private static let keptCapacity = 64 * 1024
 
-    /// Counts `count` more bytes of framing against the head limit.
+    /// Counts `count` more bytes of head or trailers against the head limit.
     private mutating func frame(_ count: Int) throws {
         framing += count
         if framing > maxHeadBytes { throw ParseError.headTooLarge }
     }
 
+    /// Counts `count` more bytes of chunk framing, with `next` body bytes still to come,
+    /// against the body limit.
+    private mutating func frameChunk(_ count: Int, next: Int = 0) throws {
+        chunkFraming += count
+        if current.body.count + chunkFraming + next > maxBodyBytes { throw ParseError.bodyTooLarge }
+    }
+
     /// A line (chunk size or trailer) is still incomplete: it may not outgrow the limits.
     private func waitForLine() throws -> Response? {
         if buffered > Self.maxLineBytes { throw ParseError.malformed("line too long") }
-        if framing + buffered > maxHeadBytes { throw ParseError.headTooLarge }
+        if case .chunkSize = state {
+            if current.body.count + chunkFraming + buffered > maxBodyBytes { throw ParseError.bodyTooLarge }
+        } else if framing + buffered > maxHeadBytes {
+            throw ParseError.headTooLarge
+        }
         return nil
     }
 
@@ -138,14 +152,9 @@ struct HTTP1ResponseParser {
             case .chunkSize:
                 guard let lineEnd = crlf(from: position) else { return try waitForLine() }
                 let size = try Self.chunkSize(bytes[position..<lineEnd])
-                try frame(lineEnd + 2 - position)
+                try frameChunk(lineEnd + 2 - position, next: size)
                 position = lineEnd + 2
-                if size == 0 {
-                    state = .trailers
-                } else {
-                    guard current.body.count + size <= maxBodyBytes else { throw ParseError.bodyTooLarge }
-                    state = .chunkData(remaining: size)
-                }
+                state = size == 0 ? .trailers : .chunkData(remaining: size)
             case .chunkData(let remaining):
                 let missing = takeBody(remaining)
                 if missing > 0 {
@@ -156,7 +165,7 @@ struct HTTP1ResponseParser {
             case .chunkDataEnd:
                 guard bytes.count - position >= 2 else { return nil }
                 guard bytes[position] == 13, bytes[position + 1] == 10 else { throw ParseError.malformed("chunk not followed by CRLF") }
-                try frame(2)
+                try frameChunk(2)
                 position += 2
                 state = .chunkSize
             case .trailers:
@@ -186,6 +195,7 @@ struct HTTP1ResponseParser {
         current = Response(status: 0, retryAfter: nil, body: [], keepAlive: true)
         state = .head
         framing = 0
+        chunkFraming = 0
         scanned = position
         return response
     }
