@@ -12,12 +12,8 @@ struct HTTPSClientTests {
     @Test(arguments: TaskResultClient.Configuration.Transport.allCases)
     func verifiedTLSAndRefusedUntrustedCertificate(transport: TaskResultClient.Configuration.Transport) async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ezpoll-tls-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let (certificate, key) = try Self.selfSignedCertificate(in: dir)
-        let tls = try NIOSSLContext(configuration: .makeServerConfiguration(
-            certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
-            privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))))
+        let (certificate, tls) = try Self.serverTLS(in: dir)
         let server = try await LoopbackHTTPServer.start(tls: tls, body: Self.answer)
         let profile = ProviderProfile.ezCaptcha.with(baseURL: "https://localhost:\(server.port)")
 
@@ -42,8 +38,19 @@ struct HTTPSClientTests {
         try await server.stop()
     }
 
+    /// A server TLS context with a throwaway certificate in `dir` (created), and the
+    /// certificate's PEM file for the client to trust.
+    static func serverTLS(in dir: URL) throws -> (certificate: String, context: NIOSSLContext) {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let (certificate, key) = try selfSignedCertificate(in: dir)
+        let context = try NIOSSLContext(configuration: .makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))))
+        return (certificate, context)
+    }
+
     /// A certificate for `localhost` and 127.0.0.1, valid for a day.
-    static func selfSignedCertificate(in dir: URL) throws -> (certificate: String, key: String) {
+    private static func selfSignedCertificate(in dir: URL) throws -> (certificate: String, key: String) {
         let certificate = dir.appendingPathComponent("cert.pem").path
         let key = dir.appendingPathComponent("key.pem").path
         let openssl = Process()

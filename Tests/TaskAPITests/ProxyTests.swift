@@ -1,5 +1,4 @@
 import Foundation
-import NIOSSL
 import Testing
 @testable import TaskAPI
 
@@ -56,12 +55,8 @@ struct ProxyTests {
     @Test(arguments: TaskResultClient.Configuration.Transport.allCases)
     func callsGoThroughTheTunnelForHTTPAndHTTPS(transport: TaskResultClient.Configuration.Transport) async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ezpoll-proxy-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let (certificate, key) = try HTTPSClientTests.selfSignedCertificate(in: dir)
-        let tls = try NIOSSLContext(configuration: .makeServerConfiguration(
-            certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
-            privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))))
+        let (certificate, tls) = try HTTPSClientTests.serverTLS(in: dir)
         let https = try await LoopbackHTTPServer.start(tls: tls, body: Self.answer)
         let http = try await LoopbackHTTPServer.start(body: Self.answer)
         let proxy = try await LoopbackConnectProxy.start()
