@@ -52,6 +52,7 @@ struct HostileProviderTests {
                 Issue.record("\(mode.rawValue) over \(transport.rawValue): expected a transient failure, got \(String(describing: outcome))")
                 continue
             }
+            print("hostile provider over \(transport.rawValue): \(mode.rawValue) → transient \(reason): \(description ?? "")")
             #expect(!(description ?? "").contains(key.secret), "\(mode.rawValue): the key in a description")
             if transport == .nio, Self.refusedAtOnce.contains(mode) {
                 #expect(reason != .timeout, "\(mode.rawValue): refused at once, not left to a timeout (\(description ?? ""))")
