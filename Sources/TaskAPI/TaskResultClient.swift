@@ -245,6 +245,10 @@ public final class TaskResultClient: Sendable {
             default:
                 reason = .connection
             }
+        } else if let parserError = error as? HTTPParserError {
+            // A head or framing our parser would refuse too: the same class as there.
+            return .failed(.transient(.badBody, retryAfter: nil), code: TaskOutcome.LocalCode.badBody,
+                           description: "malformed HTTP response: \(parserError)")
         } else if error is NIOTooManyBytesError {
             return .failed(.transient(.badBody, retryAfter: nil), code: TaskOutcome.LocalCode.badBody,
                            description: "response body too long")
