@@ -19,8 +19,12 @@ struct KafkaGroupTests {
         // still worked inside the handler (it only works while the partition is assigned).
         let events = Locked<[String: [KafkaConsumer.RebalanceEvent]]>([:])
         let storedInRevoke = Locked<[TopicPartition: Bool]>([:])
+        // The consumers' log, to tell a revoke commit the embedded broker refused.
+        let log = CapturingLogHandler.Store()
+        var logger = Logger(label: "ezpoll.tests.kafka") { CapturingLogHandler(store: log, label: $0) }
+        logger.logLevel = .info
         func makeConsumer(_ name: String) throws -> KafkaConsumer {
-            let consumer = try KafkaConsumer(configuration: consumerConfig(cluster, group: "split-group"), logger: testLogger)
+            let consumer = try KafkaConsumer(configuration: consumerConfig(cluster, group: "split-group"), logger: logger)
             consumer.setRebalanceHandler { [unowned consumer] event in
                 events.withLock { $0[name, default: []].append(event) }
                 if case .revoked(let partitions, _) = event {
@@ -61,9 +65,17 @@ struct KafkaGroupTests {
             return movedToSecond.allSatisfy { (perPartition[$0]?.count ?? 0) >= 93 }
         }
         let perPartition = Dictionary(grouping: secondRecords.records.current, by: \.topicPartition)
+        // The embedded broker refuses an OffsetCommit while its group is joining, where Kafka
+        // accepts one of the current generation (RELIABILITY.md, refused revoke commits); on
+        // a loaded machine the revoke's commit can meet that. Then nothing was committed and
+        // the promise is that the next owner reads the partition from its start, once.
+        let warnings = log.all.filter { $0.hasPrefix("warning") || $0.hasPrefix("error") }
+        let refusedOnRevoke = warnings.contains { $0.contains("commit on revoke") && $0.lowercased().contains("rebalanc") }
+        let (start, count): (Int64, Int) = refusedOnRevoke ? (0, 100) : (7, 93)
         for tp in movedToSecond {
-            #expect(perPartition[tp]?.first?.offset == 7, "\(tp) resumed at the offset stored in the revoke handler")
-            #expect(perPartition[tp]?.count == 93, "\(tp) read once from there")
+            #expect(perPartition[tp]?.first?.offset == start,
+                    "\(tp) resumed at the offset stored in the revoke handler (commit refused: \(refusedOnRevoke)); warnings: \(warnings)")
+            #expect(perPartition[tp]?.count == count, "\(tp) read once from there")
         }
 
         // When the second leaves, its partitions go back to the first.
