@@ -31,7 +31,7 @@ extension KafkaConsumer {
         private(set) var hasBeenAssigned = false
         /// The join state librdkafka last reported; nil until the first report (then
         /// only the rebalance-conflict rule holds commits).
-        private(set) var joinState: String?
+        private(set) var joinState: GroupJoinState?
         /// When a commit met a rebalance; commits wait from then until the next
         /// rebalance callback or the steady state, at most `sessionTimeout`.
         private var commitsHeldSince: ContinuousClock.Instant?
@@ -188,10 +188,10 @@ extension KafkaConsumer {
 
         // MARK: Commits
 
-        /// librdkafka reported a new join state of the group ("steady", "wait-join", ...).
-        mutating func joinStateChanged(to state: String) {
+        /// librdkafka reported a new join state of the group.
+        mutating func joinStateChanged(to state: GroupJoinState) {
             joinState = state
-            if state == "steady" { commitsHeldSince = nil }
+            if state == .steady { commitsHeldSince = nil }
         }
 
         /// Whether explicit commits must wait now: the group is not `steady`, or a
@@ -200,7 +200,7 @@ extension KafkaConsumer {
         mutating func commitsHeld(now: ContinuousClock.Instant) -> Bool {
             if let since = commitsHeldSince, since.duration(to: now) < sessionTimeout { return true }
             commitsHeldSince = nil
-            return joinState.map { $0 != "steady" } ?? false
+            return joinState.map { $0 != .steady } ?? false
         }
 
         enum CommitAction: Equatable {
@@ -222,5 +222,19 @@ extension KafkaConsumer {
             commitsHeldSince = now
             return true
         }
+    }
+}
+
+/// The consumer group's join state, as librdkafka 2.0.2 reports it in its `CGRPJOINSTATE`
+/// debug line (it has no API for it).
+enum GroupJoinState: Equatable, Sendable {
+    /// Joined and assigned: commits of this generation go through.
+    case steady
+    /// Any other state (`init`, `wait-join`, `wait-metadata`, `wait-sync`,
+    /// `wait-assign-call`, ...), by librdkafka's name: the group is (re)joining.
+    case joining(String)
+
+    init(librdkafkaName name: String) {
+        self = name == "steady" ? .steady : .joining(name)
     }
 }

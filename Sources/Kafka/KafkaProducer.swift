@@ -12,10 +12,23 @@ public final class KafkaProducer: Sendable {
     public typealias Completion = @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void
 
     private struct State {
-        var closed = false
-        var pollThreadDone: CheckedContinuation<Void, Never>?
-        var stopPolling = false
-        var pollThreadFinished = false
+        var lifecycle = Lifecycle.open
+        var pollThread = PollThread.running
+    }
+
+    private enum Lifecycle {
+        case open
+        /// The first `close()` is flushing; later callers wait here for it.
+        case closing(waiters: [CheckedContinuation<Void, Never>])
+        case closed
+    }
+
+    /// The delivery thread: serving librdkafka until the closer asks it to stop and
+    /// waits for it.
+    private enum PollThread {
+        case running
+        case stopping(CheckedContinuation<Void, Never>)
+        case finished
     }
 
     public let configuration: KafkaProducerConfiguration
@@ -62,10 +75,9 @@ public final class KafkaProducer: Sendable {
         }
     }
 
-    private var isClosed: Bool { state.withLockedValue { $0.closed } }
-
-    /// Records queued or in flight in librdkafka.
-    public var outstanding: Int { client.outstanding }
+    private var isClosed: Bool {
+        state.withLockedValue { if case .open = $0.lifecycle { return false } else { return true } }
+    }
 
     /// Waits until every queued record has a delivery result, at most `timeoutMs`.
     public func flush(timeoutMs: Int32 = 30_000) async throws {
@@ -74,13 +86,32 @@ public final class KafkaProducer: Sendable {
     }
 
     /// Flushes (at most `timeoutMs`), fails whatever is still queued so no caller
-    /// waits forever, and stops the delivery thread. Safe to call more than once.
+    /// waits forever, and stops the delivery thread. Safe to call more than once and
+    /// from several tasks at once: every call returns once the producer is closed.
     public func close(timeoutMs: Int32 = 30_000) async {
-        let first = state.withLockedValue { state -> Bool in
-            defer { state.closed = true }
-            return !state.closed
+        enum Role { case closer, waiter, done }
+        let role = state.withLockedValue { state -> Role in
+            switch state.lifecycle {
+            case .open:
+                state.lifecycle = .closing(waiters: [])
+                return .closer
+            case .closing: return .waiter
+            case .closed: return .done
+            }
         }
-        if first {
+        switch role {
+        case .done:
+            return
+        case .waiter:
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let waiting = state.withLockedValue { state -> Bool in
+                    guard case .closing(let waiters) = state.lifecycle else { return false }
+                    state.lifecycle = .closing(waiters: waiters + [continuation])
+                    return true
+                }
+                if !waiting { continuation.resume() }
+            }
+        case .closer:
             do {
                 try await flush(timeoutMs: timeoutMs)
             } catch {
@@ -89,28 +120,33 @@ public final class KafkaProducer: Sendable {
                 _ = try? await Blocking.run { client.purgeAndFlush() }
             }
             room.signal()
-        }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let done = state.withLockedValue { state -> Bool in
-                state.stopPolling = true
-                if state.pollThreadFinished { return true }
-                state.pollThreadDone = continuation
-                return false
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let finished = state.withLockedValue { state -> Bool in
+                    if case .finished = state.pollThread { return true }
+                    state.pollThread = .stopping(continuation)
+                    return false
+                }
+                if finished { continuation.resume() }
             }
-            if done { continuation.resume() }
+            let waiters = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
+                defer { state.lifecycle = .closed }
+                if case .closing(let waiters) = state.lifecycle { return waiters }
+                return []
+            }
+            waiters.forEach { $0.resume() }
         }
     }
 
     private func pollLoop() {
-        while !state.withLockedValue({ $0.stopPolling }) {
+        while state.withLockedValue({ if case .running = $0.pollThread { return true } else { return false } }) {
             client.poll(timeoutMs: 100)
         }
-        let waiter = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
-            state.pollThreadFinished = true
-            defer { state.pollThreadDone = nil }
-            return state.pollThreadDone
+        let closer = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+            defer { state.pollThread = .finished }
+            if case .stopping(let continuation) = state.pollThread { return continuation }
+            return nil
         }
-        waiter?.resume()
+        closer?.resume()
     }
 }
 

@@ -143,18 +143,18 @@ struct KafkaConsumerStateMachineTests {
         let now = ContinuousClock.now
         #expect(machine.commitRequested(force: false, inRebalanceCallback: false, now: now) == .commit,
                 "before librdkafka reports a join state, only the conflict rule applies")
-        machine.joinStateChanged(to: "wait-join")
+        machine.joinStateChanged(to: .joining("wait-join"))
         #expect(machine.commitRequested(force: false, inRebalanceCallback: false, now: now) == .hold)
         #expect(machine.commitRequested(force: true, inRebalanceCallback: false, now: now) == .commit)
         #expect(machine.commitRequested(force: false, inRebalanceCallback: true, now: now) == .commit)
-        machine.joinStateChanged(to: "steady")
+        machine.joinStateChanged(to: .steady)
         #expect(machine.commitRequested(force: false, inRebalanceCallback: false, now: now) == .commit)
     }
 
     @Test("a commit that met a rebalance holds commits until the next callback, steady state or session timeout")
     func metRebalance() {
         var machine = subscribed()
-        machine.joinStateChanged(to: "steady")
+        machine.joinStateChanged(to: .steady)
         let now = ContinuousClock.now
         let plain = machine.commitFinished(metRebalance: false, inRebalanceCallback: false, now: now)
         #expect(!plain)
@@ -173,8 +173,8 @@ struct KafkaConsumerStateMachineTests {
         #expect(machine.commitRequested(force: false, inRebalanceCallback: false, now: now) == .commit)
 
         _ = machine.commitFinished(metRebalance: true, inRebalanceCallback: false, now: now)
-        machine.joinStateChanged(to: "wait-sync")
-        machine.joinStateChanged(to: "steady")
+        machine.joinStateChanged(to: .joining("wait-sync"))
+        machine.joinStateChanged(to: .steady)
         #expect(machine.commitRequested(force: false, inRebalanceCallback: false, now: now) == .commit)
     }
 }

@@ -99,6 +99,24 @@ struct KafkaRoundTripTests {
         await producer.close(timeoutMs: 5_000)
     }
 
+    @Test("closing a producer twice, at once or one after the other, returns every time")
+    func doubleClose() async throws {
+        let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: testLogger)
+        defer { cluster.stop() }
+        try cluster.createTopic("close", partitions: 1)
+        // Two closes racing used to leave the first waiting forever: the second
+        // replaced its wake-up while the delivery thread was still polling.
+        for round in 0..<10 {
+            let producer = try KafkaProducer(configuration: producerConfig(cluster), logger: testLogger)
+            if round == 0 { _ = try await producer.send(KafkaOutgoingRecord(topic: "close", key: nil, value: Array("x".utf8))) }
+            let closed = Locked(0)
+            // Unstructured, so a close that never returns fails the wait instead of hanging the suite.
+            for _ in 0..<3 { Task { await producer.close(); closed.withLock { $0 += 1 } } }
+            try await waitUntil("round \(round): all three closes returned", timeout: 60) { closed.current == 3 }
+            await producer.close() // after it is closed: returns at once
+        }
+    }
+
     @Test("a bad configuration key fails with an error that names it")
     func badConfigKey() throws {
         var config = KafkaProducerConfiguration(bootstrapServers: "127.0.0.1:1")

@@ -21,9 +21,9 @@ final class RDKafkaCallbackContext: Sendable {
     let delivery: Delivery?
     /// The consumer group's join state after each change ("steady", "wait-join", ...),
     /// read from librdkafka's `cgrp` debug log.
-    let joinState: (@Sendable (String) -> Void)?
+    let joinState: (@Sendable (GroupJoinState) -> Void)?
 
-    init(logger: Logger, eventHandler: KafkaClientEventHandler?, joinState: (@Sendable (String) -> Void)? = nil,
+    init(logger: Logger, eventHandler: KafkaClientEventHandler?, joinState: (@Sendable (GroupJoinState) -> Void)? = nil,
          rebalance: Rebalance? = nil, delivery: Delivery? = nil) {
         self.logger = logger
         self.eventHandler = eventHandler
@@ -40,7 +40,7 @@ final class RDKafkaCallbackContext: Sendable {
     func log(level: Int32, facility: String, message: String) {
         // `Group "g" changed join state steady -> wait-join (state up)`
         if facility == "CGRPJOINSTATE", let joinState, let arrow = message.range(of: "-> ") {
-            joinState(String(message[arrow.upperBound...].prefix { $0 != " " }))
+            joinState(GroupJoinState(librdkafkaName: String(message[arrow.upperBound...].prefix { $0 != " " })))
         }
         let swiftLevel: Logger.Level
         switch level {
