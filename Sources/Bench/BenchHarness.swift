@@ -119,7 +119,7 @@ public final class BenchHarness: Sendable {
                              partitions: inputPartitions, maxConcurrentCalls: s.engine.maxConcurrentCalls,
                              httpConnections: client.configuration.maxConnectionsPerHost,
                              httpClient: client.configuration.transport.rawValue,
-                             rateLimit: s.engine.requestsPerSecond, maxInFlight: s.engine.maxInFlight,
+                             rateLimit: s.engine.rateLimit, maxInFlight: s.engine.maxInFlight,
                              pollIntervalMs: Double(s.engine.policy.interval.milliseconds),
                              firstPollDelayMs: Double(s.engine.policy.initialDelay.milliseconds),
                              solveMedianAPISeconds: options.solveMedian)

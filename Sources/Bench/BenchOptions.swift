@@ -1,3 +1,4 @@
+import Poller
 import TaskAPI
 
 /// What one bench run measures and with what load, typed (`ezpoll bench` fills it from
@@ -12,7 +13,7 @@ public struct BenchOptions: Sendable {
     public var warmup = 8.0
     public var timeScale = 20.0
     public var partitions = 8
-    public var maxConcurrentCalls = 64
+    public var maxConcurrentCalls = PollingEngine.Configuration().maxConcurrentCalls
     /// Most connections to the simulator; nil: one per concurrent call (as `ezpoll run`).
     public var maxConnections: Int?
     public var httpTransport = TaskResultClient.Configuration().transport

@@ -27,7 +27,7 @@ public struct PipelineSettings: Sendable {
     public var maxPolls: Int?
     public var banPause: Double?
     /// The account's call budget, calls per second.
-    public var rateLimit = PollingEngine.Configuration().requestsPerSecond
+    public var rateLimit = PollingEngine.Configuration().rateLimit
     /// True: the group's members share `rateLimit`, each by its share of the input
     /// partitions. False: each process uses all of it.
     public var shareRateLimitWithGroup = true
@@ -145,9 +145,8 @@ public struct PipelineSettings: Sendable {
         let inFlight = capInFlightToBudget ? min(maxInFlight ?? budgetedInFlight, budgetedInFlight) : (maxInFlight ?? budgetedInFlight)
         engine.maxInFlight = inFlight
         engine.adaptiveInFlight = adaptiveInFlight
-        engine.resumeBelow = inFlight * 9 / 10
         engine.maxConcurrentCalls = maxConcurrentCalls
-        engine.requestsPerSecond = rateLimit
+        engine.rateLimit = rateLimit
         engine.banDuration = scaled(banPause, profile.ipBanPause)
         engine.providers = providers.map { provider in
             let base = (provider.firstPollDelay ?? firstPollDelay, provider.pollInterval ?? pollInterval)

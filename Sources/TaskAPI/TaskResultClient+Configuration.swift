@@ -9,7 +9,8 @@ extension TaskResultClient {
         public var readTimeout: Duration
         /// Deadline for one whole call (connect, send, receive).
         public var requestTimeout: Duration
-        /// Soft limit of keep-alive HTTP/1.1 connections per host.
+        /// Most keep-alive HTTP/1.1 connections per host: a hard limit in the NIO pool,
+        /// async-http-client's soft limit (it may open more while others close).
         public var maxConnectionsPerHost: Int
         /// Idle keep-alive connections are closed after this.
         public var idleTimeout: Duration

@@ -34,7 +34,8 @@ public final class TaskResultClient: Sendable {
         case asyncHTTPClient(HTTPClient, url: String)
     }
 
-    /// - Throws: `TaskAPIError(.invalidURL)` when the profile's base URL is unusable.
+    /// - Throws: `TaskAPIError(.invalidURL)` when the profile's base URL is unusable,
+    ///   `TaskAPIError(.invalidTLS)` when its TLS settings are.
     public init(
         profile: ProviderProfile = .ezCaptcha,
         configuration: Configuration = Configuration(),
@@ -70,7 +71,7 @@ public final class TaskResultClient: Sendable {
                     target: target, timeouts: timeouts, maxConnections: configuration.maxConnectionsPerHost,
                     maxBodyBytes: configuration.maxBodyBytes, loop: eventLoopGroup.next()))
             } catch {
-                throw TaskAPIError(.invalidURL, "TLS for provider \(profile.name) could not be set up: \(error)")
+                throw TaskAPIError(.invalidTLS, "TLS for provider \(profile.name) could not be set up: \(error)")
             }
         case .asyncHTTPClient:
             var http = HTTPClient.Configuration(

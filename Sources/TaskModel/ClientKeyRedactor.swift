@@ -62,16 +62,6 @@ public enum ClientKeyRedactor {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Whether `bytes` holds a clientKey name followed by a value (for tests and checks).
-    public static func containsClientKeyValue(_ bytes: [UInt8]) -> Bool {
-        var i = 0
-        while i < bytes.count {
-            if let end = matchName(bytes, at: i), locateValue(bytes, from: end) != nil { return true }
-            i += 1
-        }
-        return false
-    }
-
     private static let lowerName: [UInt8] = Array("clientkey".utf8)
 
     /// End index of `clientkey` / `client_key` / `client-key` (any case) starting at `i`.

@@ -13,6 +13,8 @@ public struct TaskAPIError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let unexpectedShape = Code("TASKAPI_UNEXPECTED_SHAPE")
         /// A base URL that cannot be used.
         public static let invalidURL = Code("TASKAPI_INVALID_URL")
+        /// TLS settings that cannot be used (an unreadable or invalid trust root file).
+        public static let invalidTLS = Code("TASKAPI_INVALID_TLS")
         /// A provider name that matches no profile.
         public static let unknownProvider = Code("TASKAPI_UNKNOWN_PROVIDER")
     }

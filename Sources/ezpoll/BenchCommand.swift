@@ -38,7 +38,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Partitions of the input and output topics.")
     var partitions: Int = 8
     @Option(help: "Pipeline: most getTaskResult calls at once (also the --raw-http concurrency).")
-    var maxConcurrentCalls: Int = 64
+    var maxConcurrentCalls: Int = BenchOptions().maxConcurrentCalls
     @Option(help: "HTTP client: most connections to the simulator (default: one per concurrent call, as in `ezpoll run`).")
     var maxConnections: Int?
     @Option(help: "HTTP client: nio (our HTTP/1.1 pool, as `ezpoll run` by default) or async-http-client.")

@@ -61,7 +61,7 @@ struct RunCommand: AsyncParsableCommand {
     var pollInterval: Double?
     @Option(parsing: .unconditional, help: "Most polls of one task. [EZPOLL_MAX_POLLS, default: the profile's]")
     var maxPolls: Int?
-    @Option(parsing: .unconditional, help: "Seconds after creation during which a result can be fetched. [EZPOLL_RESULT_WINDOW, default 300]")
+    @Option(parsing: .unconditional, help: "Seconds after creation during which a result can be fetched. [EZPOLL_RESULT_WINDOW, default: the profile's, 300 for every built-in one]")
     var resultWindow: Double?
     @Option(parsing: .unconditional, help: "Stop polling this many seconds before the window closes. [EZPOLL_SAFETY_MARGIN, default 5]")
     var safetyMargin: Double?

@@ -21,7 +21,7 @@ struct CallBudgetTests {
         let harness = try await PipelineHarness(simulator: sim)
         let rateLimit = 30.0
         var config = harness.configuration(group: "shared-budget", maxInFlight: 400)
-        config.engine.requestsPerSecond = rateLimit
+        config.engine.rateLimit = rateLimit
         let (a, aRun) = try harness.start(config)
         let (b, bRun) = try harness.start(config)
         try await waitUntil("each member owns 2 of the 4 input partitions and half the rate") {
@@ -60,7 +60,7 @@ struct CallBudgetTests {
         // 2 x rate x interval (as `ezpoll run` sets it).
         let rateLimit = 20.0
         var config = harness.configuration(group: "burst", maxInFlight: 10_000)
-        config.engine.requestsPerSecond = rateLimit
+        config.engine.rateLimit = rateLimit
         config.engine.maxInFlight = max(1, Int(2 * rateLimit * Double(config.engine.policy.interval.milliseconds) / 1_000))
         config.engine.resumeBelow = config.engine.maxInFlight * 9 / 10
         let bound = config.engine.maxInFlight

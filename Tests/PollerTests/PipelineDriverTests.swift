@@ -84,10 +84,11 @@ import TestSupport
         parts.input.deliver([Self.record(0, #"{"taskId":"slow-1"}"#)])
         try await waitUntil("the call is in progress", timeout: 20) { parts.client.calls(of: "slow-1") == 1 }
 
-        // The rebalance callback blocks its thread (librdkafka's) until the drain ends.
+        // The rebalance callback blocks its thread (librdkafka's) until the drain ends. The
+        // scripted input takes commits only for partitions it still assigns, and it drops
+        // the partition only when the callback returns: a commit of offset 1 proves the
+        // revoke waited for the call in progress (no sleep and negative check needed).
         let revoked = parts.input.revokeOnItsThread([Self.input])
-        try await Task.sleep(for: .milliseconds(50))
-        #expect(!revoked.isSet, "the revoke waits for the call in progress")
         parts.client.openGate("slow-1")
         try await waitUntil("revoke returned", timeout: 20) { revoked.isSet }
         #expect(parts.output.acknowledged.map(\.topic) == ["captcha.solutions"])
@@ -134,8 +135,13 @@ import TestSupport
         let perProcess = ScriptedParts()
         let whole = perProcess.pipeline(shareRateLimitWithGroup: false)
         let running = try await perProcess.start(whole)
+        // A record on the one assigned partition comes back as a dead letter once the
+        // pipeline has processed the assignment; only then is the rate worth reading.
         perProcess.input.assign([TopicPartition(topic, 0)])
-        #expect(whole.callsPerSecond == 10_000, "--rate-limit-scope process: the whole rate")
+        perProcess.input.deliver([KafkaRecord(topic: topic, partition: 0, offset: 0, key: nil, value: Array("not json".utf8),
+                                              headers: [], timestampMs: nil)])
+        try await waitUntil("the assignment was processed", timeout: 20) { perProcess.output.acknowledged.count == 1 }
+        #expect(whole.callsPerSecond == 10_000, "--rate-limit-scope process: the whole rate, not 1 of 4")
         whole.shutdown()
         try await running.value
     }
@@ -158,7 +164,7 @@ struct ScriptedParts {
         var engine = PollingEngine.Configuration()
         engine.policy = testPolicy(initialDelay: .zero, interval: .milliseconds(20), minInterval: .zero)
         engine.defaultClientKey = ClientKey("scripted-key")
-        engine.requestsPerSecond = 10_000
+        engine.rateLimit = 10_000
         var configuration = Pipeline.Configuration(
             engine: engine,
             consumer: KafkaConsumerConfiguration(bootstrapServers: "127.0.0.1:1", groupID: "scripted"),

@@ -83,7 +83,7 @@ final class PipelineHarness: @unchecked Sendable {
         engine.maxInFlight = maxInFlight
         engine.resumeBelow = maxInFlight * 9 / 10
         engine.maxConcurrentCalls = 64
-        engine.requestsPerSecond = 5_000
+        engine.rateLimit = 5_000
         engine.banDuration = scaled(60)
         engine.errorBudget = ErrorBudget(window: scaled(60))
         var consumer = KafkaConsumerConfiguration(bootstrapServers: cluster.bootstrapServers, groupID: group)

@@ -181,7 +181,7 @@ import Testing
 @Suite struct DeadlineFirstTests {
     @Test func whenTheBudgetBindsALastPollBeforeTheDeadlineGoesFirst() {
         var h = EngineHarness(configuration: config {
-            $0.requestsPerSecond = 1
+            $0.rateLimit = 1
             $0.burst = 1
         }, start: t(1_000))
         // Five fresh tasks, then one created 292 s ago: its window (300 s, 5 s margin) closes in 3 s.

@@ -117,7 +117,7 @@ func config(_ tweak: (inout PollingEngine.Configuration) -> Void = { _ in }) -> 
     var c = PollingEngine.Configuration(profile: .capmonster)
     c.defaultProvider = "ez-captcha"
     c.defaultClientKey = ClientKey("default-key")
-    c.requestsPerSecond = 1000
+    c.rateLimit = 1000
     c.maxConcurrentCalls = 100
     tweak(&c)
     return c
@@ -232,7 +232,7 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
 
     @Test func ipBanStopsEveryCallUntilItEnds() {
         var h = EngineHarness(configuration: config { $0.banDuration = .seconds(120) })
-        h.script["trigger"] = [.ipBanned(retryAfter: nil), solved]
+        h.script["trigger"] = [.ipBanned, solved]
         h.script["young"] = [.processing, solved]
         h.receive(#"{"taskId":"trigger"}"#)
         h.receive(#"{"taskId":"young"}"#)
@@ -363,7 +363,7 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
 
     @Test func rateLimitSpacesCallsAndConcurrencyCaps() {
         var h = EngineHarness(configuration: config {
-            $0.requestsPerSecond = 10
+            $0.rateLimit = 10
             $0.burst = 1
             $0.maxConcurrentCalls = 5
         })
@@ -381,7 +381,7 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
 
     @Test func twoThousandMixedTasksGetExactlyOneOutputEach() {
         var h = EngineHarness(configuration: config {
-            $0.requestsPerSecond = 200
+            $0.rateLimit = 200
             $0.maxConcurrentCalls = 50
             $0.maxInFlight = 500
             $0.resumeBelow = 400

@@ -220,6 +220,13 @@ struct ClientAgainstSimulatorTests {
         let client = try TaskResultClient(profile: .ezCaptcha)
         await client.shutdown()
         await client.shutdown()
+        // A call after the shutdown ends at once as a transient connection failure, no request sent.
+        let outcome = await client.getTaskResult(taskId: "t", clientKey: key)
+        guard case .failed(.transient(.connection, _), _, _, _) = outcome else {
+            Issue.record("a call after shutdown: \(outcome)")
+            return
+        }
+        #expect(client.callsInProgress == 0)
         // Dropped without shutdown: deinit shuts it down in the background.
         _ = try TaskResultClient(profile: .ezCaptcha)
     }

@@ -35,10 +35,14 @@ public struct InFlightGate: Hashable, Sendable {
         return .resume
     }
 
-    /// Moves the bound (resume at 90 % of it); pauses or resumes if the count now calls for it.
+    /// Where fetching resumes for a bound: 90 % of it (and below it). The one place
+    /// this default is written.
+    public static func resumeBelow(_ highWater: Int) -> Int { min(highWater - 1, highWater * 9 / 10) }
+
+    /// Moves the bound (resume at `resumeBelow` of it); pauses or resumes if the count now calls for it.
     public mutating func setHighWater(_ newHighWater: Int) -> Action? {
         highWater = max(newHighWater, 1)
-        lowWater = min(highWater - 1, highWater * 9 / 10)
+        lowWater = Self.resumeBelow(highWater)
         if !isPaused, count >= highWater {
             isPaused = true
             return .pause

@@ -14,7 +14,7 @@ extension PollOutcome {
         case .failed(.transient(_, let retryAfter), _, _, _):
             self = .transient(retryAfter: retryAfter)
         case .failed(.ban, _, _, _):
-            self = .ipBanned(retryAfter: nil)
+            self = .ipBanned
         case .failed(.account, let code, let description, let errorId):
             self = .accountError(ProviderError(errorId: errorId, errorCode: code, errorDescription: description))
         case .failed(.task, let code, let description, let errorId):

@@ -17,8 +17,8 @@ public enum PollOutcome: Hashable, Sendable {
     case taskNotFound(ProviderError)
     /// ERROR_KEY_DOES_NOT_EXIST, ERROR_KEY_BANNED, ERROR_ZERO_BALANCE.
     case accountError(ProviderError)
-    /// ERROR_IP_BANNED; `retryAfter` overrides the configured ban duration.
-    case ipBanned(retryAfter: Duration?)
+    /// ERROR_IP_BANNED: every call pauses for the ban duration (`--ban-pause`).
+    case ipBanned
 }
 
 /// The provider's error fields, echoed into failure messages.

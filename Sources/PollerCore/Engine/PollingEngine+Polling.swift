@@ -193,7 +193,7 @@ extension PollingEngine {
         case .taskFailed: return .taskOutcome
         case .taskNotFound: return .taskError
         case .accountError(let error): return .accountError(code: error.errorCode, description: error.errorDescription)
-        case .ipBanned(let retryAfter): return .ipBanned(retryAfter: retryAfter)
+        case .ipBanned: return .ipBanned
         }
     }
 

@@ -40,14 +40,15 @@ public struct PollingEngine: Sendable {
         /// budget cannot keep more tasks on schedule, the input pauses and the backlog
         /// waits in Kafka instead of every task's polls drifting late.
         public var adaptiveInFlight = false
-        /// Fetching resumes below this; unless set, 90 % of `maxInFlight`.
+        /// Fetching resumes below this; unless set, `InFlightGate.resumeBelow(maxInFlight)` (90 %).
         public var resumeBelow: Int {
-            get { resumeBelowSetting ?? maxInFlight * 9 / 10 }
+            get { resumeBelowSetting ?? InFlightGate.resumeBelow(maxInFlight) }
             set { resumeBelowSetting = newValue }
         }
         private var resumeBelowSetting: Int?
-        /// The call budget; `ezpoll run`'s `--rate-limit` default.
-        public var requestsPerSecond = 200.0
+        /// The call budget: calls per second for the key, all tasks together (`--rate-limit`).
+        /// Default: 200.
+        public var rateLimit = 200.0
         public var burst: Double? = nil
         public var maxConcurrentCalls = 64
         public var banDuration: Duration
@@ -154,7 +155,7 @@ public struct PollingEngine: Sendable {
     public init(configuration: Configuration, random: SplitMix64 = SplitMix64()) {
         self.configuration = configuration
         self.gate = CallGate(
-            requestsPerSecond: configuration.requestsPerSecond, burst: configuration.burst,
+            rateLimit: configuration.rateLimit, burst: configuration.burst,
             maxConcurrent: configuration.maxConcurrentCalls, banDuration: configuration.banDuration,
             errorBudget: configuration.errorBudget)
         self.inFlight = InFlightGate(highWater: configuration.maxInFlight, lowWater: configuration.resumeBelow)

@@ -8,13 +8,13 @@ public struct BanPause: Hashable, Sendable {
         case pauseAll(until: Timestamp)
     }
 
-    public init(banDuration: Duration = .seconds(600)) {
+    public init(banDuration: Duration) {
         self.banDuration = banDuration
     }
 
     /// A call was answered ERROR_IP_BANNED. Returns the pause to apply if it moved.
-    public mutating func reportBan(now: Timestamp, retryAfter: Duration? = nil) -> Action? {
-        let until = now + (retryAfter ?? banDuration)
+    public mutating func reportBan(now: Timestamp) -> Action? {
+        let until = now + banDuration
         if let pausedUntil, pausedUntil >= until { return nil }
         pausedUntil = until
         return .pauseAll(until: until)

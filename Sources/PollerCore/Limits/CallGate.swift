@@ -13,7 +13,7 @@ public struct CallGate: Sendable {
     public internal(set) var bucket: TokenBucket
     public internal(set) var budget: ErrorBudget
     /// The account's rate (`--rate-limit`), before the share and the slowdown.
-    public let baseRate: Double
+    public let rateLimit: Double
     private let baseBurst: Double
     /// This member's share of the account's rate: its input partitions over all of them,
     /// so the members of one group together stay within one key's rate. 1: all of it.
@@ -24,11 +24,11 @@ public struct CallGate: Sendable {
     public static let minimumShare = 1e-4
 
     public init(
-        requestsPerSecond: Double, burst: Double? = nil, maxConcurrent: Int,
-        banDuration: Duration = .seconds(600), errorBudget: ErrorBudget = ErrorBudget()
+        rateLimit: Double, burst: Double? = nil, maxConcurrent: Int,
+        banDuration: Duration = ProviderProfile.ezCaptcha.ipBanPause, errorBudget: ErrorBudget = ErrorBudget()
     ) {
-        baseRate = requestsPerSecond
-        bucket = TokenBucket(ratePerSecond: requestsPerSecond, burst: burst)
+        self.rateLimit = rateLimit
+        bucket = TokenBucket(rate: rateLimit, burst: burst)
         baseBurst = bucket.burst
         concurrency = ConcurrencyLimit(limit: maxConcurrent)
         ban = BanPause(banDuration: banDuration)
@@ -60,11 +60,9 @@ public struct CallGate: Sendable {
         /// 429, 5xx, timeout, connection error, non-JSON, overload codes.
         case transientError
         /// ERROR_IP_BANNED.
-        case ipBanned(retryAfter: Duration?)
+        case ipBanned
         /// ERROR_KEY_DOES_NOT_EXIST, ERROR_KEY_BANNED, ERROR_ZERO_BALANCE.
         case accountError(code: String, description: String?)
-        /// The call did not happen after all (cancelled before sending): return the permit only.
-        case notSent
     }
 
     public enum Action: Hashable, Sendable {
@@ -90,15 +88,13 @@ public struct CallGate: Sendable {
         var actions: [Action] = []
         let isError: Bool
         switch result {
-        case .notSent:
-            return []
         case .success, .taskOutcome:
             isError = false
         case .taskError, .transientError:
             isError = true
-        case .ipBanned(let retryAfter):
+        case .ipBanned:
             isError = true
-            if case .pauseAll(let until)? = ban.reportBan(now: now, retryAfter: retryAfter) {
+            if case .pauseAll(let until)? = ban.reportBan(now: now) {
                 actions.append(.pauseAllUntil(until))
             }
         case .accountError(let code, let description):
@@ -138,6 +134,6 @@ public struct CallGate: Sendable {
     }
 
     private mutating func applyRate(now: Timestamp) {
-        bucket.setRate(baseRate * share / slowdown, burst: baseBurst * share, now: now)
+        bucket.setRate(rateLimit * share / slowdown, burst: baseBurst * share, now: now)
     }
 }

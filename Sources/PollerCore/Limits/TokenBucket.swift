@@ -6,10 +6,10 @@ public struct TokenBucket: Hashable, Sendable {
     private var tokens: Double
     private var updatedAt: Timestamp?
 
-    public init(ratePerSecond: Double, burst: Double? = nil) {
-        precondition(ratePerSecond > 0, "TokenBucket: rate must be positive")
-        self.rate = ratePerSecond
-        self.burst = max(burst ?? ratePerSecond, 1)
+    public init(rate: Double, burst: Double? = nil) {
+        precondition(rate > 0, "TokenBucket: rate must be positive")
+        self.rate = rate
+        self.burst = max(burst ?? rate, 1)
         self.tokens = self.burst
     }
 
@@ -38,10 +38,10 @@ public struct TokenBucket: Hashable, Sendable {
 
     /// Changes the rate (e.g. the error budget's slowdown) and, if given, the burst;
     /// saved tokens are kept up to the new burst.
-    public mutating func setRate(_ ratePerSecond: Double, burst newBurst: Double? = nil, now: Timestamp) {
-        precondition(ratePerSecond > 0, "TokenBucket: rate must be positive")
+    public mutating func setRate(_ rate: Double, burst newBurst: Double? = nil, now: Timestamp) {
+        precondition(rate > 0, "TokenBucket: rate must be positive")
         refill(now: now)
-        rate = ratePerSecond
+        self.rate = rate
         if let newBurst { burst = max(newBurst, 1) }
         tokens = min(tokens, burst)
     }

@@ -161,8 +161,6 @@ public struct OffsetTracker: Sendable {
         nextEpoch += 1
     }
 
-    public func isAssigned(_ partition: PartitionID) -> Bool { partitions[partition] != nil }
-
     public mutating func track(_ partition: PartitionID, offset: Int64) -> TrackResult {
         guard var state = partitions[partition] else { return .notAssigned }
         guard offset > state.highestTracked, offset >= 0 else { return .alreadySeen }
@@ -198,9 +196,6 @@ public struct OffsetTracker: Sendable {
         }
         return .finished
     }
-
-    /// Whether some partition has something new to commit.
-    public var hasPendingCommits: Bool { partitions.values.contains { $0.dirty } }
 
     /// The commits of every partition that changed since its last commit, marked
     /// as committed (call `commitFailed` for those the broker refused).
