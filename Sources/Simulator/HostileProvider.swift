@@ -20,7 +20,12 @@ public final class HostileProvider: Sendable {
         case trailerFlood = "trailer-flood"
         /// A head whose header lines never end.
         case headerFlood = "header-flood"
-        /// One-byte chunks, each with a 1,000-byte chunk extension, without end.
+        /// One-byte chunks, each with a 1,000-byte chunk extension: 16 MiB of them, then
+        /// silence with the connection open. A client that skips extensions reads about
+        /// 16 KiB of body from it, below any body limit, and must end the call by its
+        /// timeout; one that counts the framing refuses it at its body limit. (Without
+        /// the cap, which of the two ends a skipping client's call first would depend
+        /// on how fast the machine reads.)
         case chunkExtensionFlood = "chunk-ext-flood"
         /// A head with bare LF line ends, then silence with the connection open.
         case bareLF = "bare-lf"
@@ -160,7 +165,8 @@ public final class HostileProvider: Sendable {
                 flood(channel, head: "HTTP/1.1 200 OK\r\n", unit: "X-Header: " + String(repeating: "h", count: 100) + "\r\n")
             case .chunkExtensionFlood:
                 flood(channel, head: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-                      unit: "1;ext=" + String(repeating: "e", count: 1000) + "\r\n{\r\n")
+                      unit: "1;ext=" + String(repeating: "e", count: 1000) + "\r\n{\r\n",
+                      limit: min(floodBytes, 16 << 20), end: .silence)
             case .bareLF:
                 write(channel, "HTTP/1.1 200 OK\nContent-Type: application/json\nContent-Length: \(processing.utf8.count)\n\n\(processing)")
             case .absurdChunkSize:
@@ -168,7 +174,7 @@ public final class HostileProvider: Sendable {
                       unit: String(repeating: "a", count: 1024))
             case .oversizedHead:
                 flood(channel, head: "HTTP/1.1 200 OK\r\nX-Big: ", unit: String(repeating: "b", count: 1024),
-                      limit: 1 << 20, tail: "\r\nContent-Length: 0\r\n\r\n")
+                      limit: 1 << 20, end: .close(tail: "\r\nContent-Length: 0\r\n\r\n"))
             case .hugeBody:
                 flood(channel, head: "HTTP/1.1 200 OK\r\nContent-Length: \(1 << 30)\r\n\r\n", unit: String(repeating: "z", count: 1024))
             case .slowBody:
@@ -209,9 +215,17 @@ public final class HostileProvider: Sendable {
             channel.writeAndFlush(ByteBuffer(string: text), promise: nil)
         }
 
+        /// How a flood ends once it has sent its limit.
+        enum FloodEnd {
+            /// Writes the text and closes the connection.
+            case close(tail: String)
+            /// Sends nothing more and keeps the connection open.
+            case silence
+        }
+
         /// Writes `head`, then `unit` over and over (about 64 KiB per write, each after the
-        /// last one left) until `limit` bytes or the peer closes, then `tail` and a close.
-        private func flood(_ channel: any Channel, head: String, unit: String, limit: Int? = nil, tail: String = "") {
+        /// last one left) until `limit` bytes or the peer closes, then ends as `end` says.
+        private func flood(_ channel: any Channel, head: String, unit: String, limit: Int? = nil, end: FloodEnd = .close(tail: "")) {
             let limit = limit ?? floodBytes
             let repeats = max(1, 65536 / unit.utf8.count)
             var filling = ByteBuffer()
@@ -222,8 +236,10 @@ public final class HostileProvider: Sendable {
             @Sendable func next(_ sent: Int) {
                 guard channel.isActive else { return }
                 guard sent < limit else {
-                    state.withLockedValue { $0.bytesSent += tail.utf8.count }
-                    channel.writeAndFlush(ByteBuffer(string: tail)).whenComplete { _ in channel.close(promise: nil) }
+                    if case .close(let tail) = end {
+                        state.withLockedValue { $0.bytesSent += tail.utf8.count }
+                        channel.writeAndFlush(ByteBuffer(string: tail)).whenComplete { _ in channel.close(promise: nil) }
+                    }
                     return
                 }
                 state.withLockedValue { $0.bytesSent += block.readableBytes }

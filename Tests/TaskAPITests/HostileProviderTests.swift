@@ -15,8 +15,9 @@ struct HostileProviderTests {
     typealias Mode = HostileProvider.Misbehaviour
 
     /// The reason each misbehaviour must end with: both transports agree, except that
-    /// async-http-client reads a 1xx flood (it drops 1xx heads) and chunk extensions
-    /// (it skips them) to the call deadline, memory bounded, where ours refuses at once.
+    /// async-http-client reads a 1xx flood (it drops 1xx heads) to the call deadline and
+    /// the capped chunk-extension flood (it skips extensions) to its read timeout, memory
+    /// bounded, where ours refuses both at once.
     static func expectedReason(_ mode: Mode, _ transport: TaskResultClient.Configuration.Transport) -> TransientReason {
         switch mode {
         case .informationalFlood, .chunkExtensionFlood: return transport == .nio ? .badBody : .timeout
