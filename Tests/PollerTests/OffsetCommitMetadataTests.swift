@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Poller
+import TaskModel
 
 /// The finished-offsets codec. A decode that returns an offset the encoder was not
 /// given would lose a task, so most of these tests attack the decoder.
@@ -8,18 +9,6 @@ import Poller
     typealias Codec = OffsetCommitMetadata
 
     // MARK: Helpers (private: other suites may have their own)
-
-    /// Deterministic generator so a failure reproduces.
-    private struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     /// Sorted, merged ranges of a set of offsets.
     private func ranges(_ offsets: [Int64]) -> [Range<Int64>] {
@@ -149,7 +138,7 @@ import Poller
 
     @Test("2,000 random offsets within 3,000 fit as a bitset")
     func denseOffsets() throws {
-        var rng = SplitMix(state: 42)
+        var rng = SplitMix64(seed: 42)
         let base: Int64 = 77
         let offsets = Array((1 ... 3_000).map { base + Int64($0) }.shuffled(using: &rng).prefix(2_000))
         let finished = ranges(offsets)
@@ -168,7 +157,7 @@ import Poller
 
     @Test("random sets round-trip without a cap")
     func randomRoundTrips() throws {
-        var rng = SplitMix(state: 7)
+        var rng = SplitMix64(seed: 7)
         for trial in 0 ..< 200 {
             let base = Int64.random(in: 0 ... 1_000_000, using: &rng)
             let step = Int64([2, 3, 10, 100_000][trial % 4])
@@ -217,7 +206,7 @@ import Poller
 
     @Test("a set over the cap keeps exactly its lowest offsets")
     func truncatedToPrefix() throws {
-        var rng = SplitMix(state: 3)
+        var rng = SplitMix64(seed: 3)
         var current: Int64 = 1_000
         var offsets: [Int64] = []
         for _ in 0 ..< 5_000 {
@@ -231,7 +220,7 @@ import Poller
 
     @Test("random sets under random small caps")
     func randomCaps() throws {
-        var rng = SplitMix(state: 11)
+        var rng = SplitMix64(seed: 11)
         var truncations = 0
         for trial in 0 ..< 200 {
             let base = Int64.random(in: 0 ... 1_000_000, using: &rng)
@@ -271,7 +260,7 @@ import Poller
 
     @Test("corrupting any character never yields an offset that was not finished")
     func corruption() throws {
-        var rng = SplitMix(state: 5)
+        var rng = SplitMix64(seed: 5)
         let dense = ranges(Array((1 ... 300).map { Int64($0) }.shuffled(using: &rng).prefix(200)))
         let cases: [(Int64, [Range<Int64>])] = [(0, [1 ..< 2, 5 ..< 7, 100 ..< 200]), (0, dense)]
         for (base, finished) in cases {
@@ -378,7 +367,7 @@ import Poller
 
     @Test("random garbage never decodes")
     func garbage() {
-        var rng = SplitMix(state: 99)
+        var rng = SplitMix64(seed: 99)
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
         for _ in 0 ..< 5_000 {
             let body = String((0 ..< Int.random(in: 1 ... 40, using: &rng)).map { _ in alphabet.randomElement(using: &rng) ?? "A" })

@@ -9,11 +9,13 @@ import NIOSSL
 /// request goes out in one write on an idle connection, its answer is framed by
 /// `HTTP1ResponseParser`, and its completion runs on the loop.
 ///
-/// At most `maxConnections` connections, opened as requests wait and reused until the
-/// server closes them or they idle past `idleTimeout`. Deadlines (the whole call,
-/// silence while waiting for the answer) are checked by one sweep every 50 ms rather
-/// than one timer per call. A call is never retried here: a failure is reported and
-/// the engine decides.
+/// What to do — which connection takes which request, when to open and close one,
+/// which call fails — is decided by `HTTP1PoolStateMachine` (tested without sockets);
+/// this class reports the sockets' events to it and carries out the actions it returns.
+/// Deadlines (the whole call, silence while waiting for the answer, idle connections)
+/// are checked by one sweep every 50 ms rather than one timer per call. A call is never
+/// retried here, except a request a reused connection lost before any answer byte: a
+/// failure is reported and the engine decides.
 final class HTTP1ConnectionPool: Sendable {
     struct Target: Sendable {
         var host: String
@@ -57,10 +59,11 @@ final class HTTP1ConnectionPool: Sendable {
         }
     }
 
+    typealias Machine = HTTP1PoolStateMachine<Request>
+
     let loop: any EventLoop
     private let target: Target
-    private let timeouts: Timeouts
-    private let maxConnections: Int
+    private let connectTimeout: TimeAmount
     private let maxBodyBytes: Int
     private let sslContext: NIOSSLContext?
     /// Request line and headers up to `Content-Length: `, the same for every call.
@@ -70,8 +73,7 @@ final class HTTP1ConnectionPool: Sendable {
     init(target: Target, timeouts: Timeouts, maxConnections: Int, maxBodyBytes: Int, loop: any EventLoop) throws {
         self.loop = loop
         self.target = target
-        self.timeouts = timeouts
-        self.maxConnections = max(1, maxConnections)
+        connectTimeout = timeouts.connect
         self.maxBodyBytes = maxBodyBytes
         sslContext = try target.tls.map { try NIOSSLContext(configuration: $0) }
         let defaultPort = target.tls == nil ? 80 : 443
@@ -79,10 +81,12 @@ final class HTTP1ConnectionPool: Sendable {
         head = Array(("POST \(target.path) HTTP/1.1\r\nHost: \(hostHeader)\r\n"
             + "Content-Type: application/json\r\nAccept: application/json\r\n"
             + "User-Agent: \(target.userAgent)\r\nContent-Length: ").utf8)
-        state = NIOLoopBoundBox.makeBoxSendingValue(State(), as: State.self, eventLoop: loop)
+        let machine = Machine(maxConnections: maxConnections,
+                              timeouts: .init(read: timeouts.read, request: timeouts.request, idle: timeouts.idle))
+        state = NIOLoopBoundBox.makeBoxSendingValue(State(machine: machine), as: State.self, eventLoop: loop)
         loop.execute { [self] in
             state.value.sweeper = loop.scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .milliseconds(50)) { [self] _ in
-                sweep()
+                run(state.value.machine.sweep(now: .now()))
             }
         }
     }
@@ -91,26 +95,18 @@ final class HTTP1ConnectionPool: Sendable {
     func execute(_ requests: [Request]) {
         guard !requests.isEmpty else { return }
         if loop.inEventLoop {
-            enqueue(requests)
+            run(state.value.machine.enqueue(requests, now: .now()))
         } else {
-            loop.execute { [self] in enqueue(requests) }
+            loop.execute { [self] in run(state.value.machine.enqueue(requests, now: .now())) }
         }
     }
 
     /// Fails waiting requests, closes every connection (their calls fail as `.shutDown`).
     func shutdown() async {
         let closed: EventLoopFuture<Void> = loop.flatSubmit { [self] in
-            let s = state.value
-            s.isShutDown = true
-            s.sweeper?.cancel()
-            let waiting = s.waiting
-            s.waiting.removeAll()
-            for request in waiting { request.request.completion(.failure(.shutDown)) }
-            let closes = s.connections.map { connection -> EventLoopFuture<Void> in
-                connection.fail(.shutDown)
-                return connection.channel.close().recover { _ in }
-            }
-            return EventLoopFuture.andAllComplete(closes, on: loop)
+            state.value.sweeper?.cancel()
+            run(state.value.machine.shutdown())
+            return EventLoopFuture.andAllComplete(state.value.channels.values.map(\.closeFuture), on: loop)
         }
         try? await closed.get()
     }
@@ -118,54 +114,50 @@ final class HTTP1ConnectionPool: Sendable {
     // MARK: On the loop
 
     private final class State {
-        var waiting: Deque<Waiting> = []
-        var idle: [Connection] = []
-        var connections: [Connection] = []
-        var connecting = 0
-        var isShutDown = false
+        var machine: Machine
+        var channels: [Machine.ConnectionID: any Channel] = [:]
         var sweeper: RepeatedTask?
-    }
 
-    private struct Waiting {
-        var request: Request
-        var deadline: NIODeadline
-    }
-
-    private func enqueue(_ requests: [Request]) {
-        let s = state.value
-        guard !s.isShutDown else {
-            for request in requests { request.completion(.failure(.shutDown)) }
-            return
-        }
-        let deadline = NIODeadline.now() + timeouts.request
-        for request in requests { s.waiting.append(Waiting(request: request, deadline: deadline)) }
-        pump()
-    }
-
-    /// Idle connections take waiting requests; more connections open while requests wait.
-    private func pump() {
-        let s = state.value
-        while !s.waiting.isEmpty, let connection = s.idle.popLast() {
-            let next = s.waiting.removeFirst()
-            connection.start(next.request, deadline: next.deadline, head: head)
-        }
-        let wanted = min(s.waiting.count, maxConnections - s.connections.count - s.connecting)
-        if wanted > 0, !s.isShutDown {
-            for _ in 0..<wanted { connect() }
+        init(machine: Machine) {
+            self.machine = machine
         }
     }
 
-    private func connect() {
-        state.value.connecting += 1
+    /// Carries out the machine's decisions, after its state has changed.
+    private func run(_ actions: [Machine.Action]) {
+        for action in actions {
+            switch action {
+            case .connect(let id):
+                connect(id)
+            case .start(let request, let id):
+                guard let channel = state.value.channels[id] else { continue }
+                let length = String(request.body.count).utf8
+                var buffer = channel.allocator.buffer(capacity: head.count + length.count + 4 + request.body.count)
+                buffer.writeBytes(head)
+                buffer.writeBytes(length)
+                buffer.writeBytes(Self.headEnd)
+                buffer.writeBytes(request.body)
+                channel.writeAndFlush(buffer, promise: nil)
+            case .fail(let requests, let failure):
+                for request in requests { request.completion(.failure(failure)) }
+            case .close(let id):
+                state.value.channels[id]?.close(promise: nil)
+            }
+        }
+    }
+
+    private static let headEnd: [UInt8] = [13, 10, 13, 10]
+
+    private func connect(_ id: Machine.ConnectionID) {
         let proxy = target.proxy
         let bootstrap = ClientBootstrap(group: loop)
-            .connectTimeout(timeouts.connect)
+            .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let proxy {
                         let tunnel = ProxyTunnelHandler(target: "\(target.host):\(target.port)", authorization: proxy.authorization,
-                                                        timeout: timeouts.connect, promise: channel.eventLoop.makePromise())
+                                                        timeout: connectTimeout, promise: channel.eventLoop.makePromise())
                         try channel.pipeline.syncOperations.addHandler(tunnel)
                     } else {
                         try addConnectionHandlers(to: channel)
@@ -189,36 +181,25 @@ final class HTTP1ConnectionPool: Sendable {
                 }
             }
             .whenComplete { [self] result in
-                let s = state.value
-                s.connecting -= 1
                 switch result {
                 case .success(let channel):
                     guard let handler = try? channel.pipeline.syncOperations.handler(type: ConnectionHandler.self) else {
                         channel.close(promise: nil)
+                        run(state.value.machine.connectFailed(id, .connect("connection without its handler")))
                         return
                     }
-                    let connection = Connection(channel: channel, handler: handler)
-                    handler.connection = connection
+                    handler.id = id
                     handler.pool = self
-                    if s.isShutDown {
-                        channel.close(promise: nil)
-                        return
-                    }
-                    s.connections.append(connection)
-                    s.idle.append(connection)
-                    pump()
+                    state.value.channels[id] = channel
+                    run(state.value.machine.connected(id, now: .now()))
                 case .failure(let error):
-                    // Nothing can serve the waiting calls: report the failure to them.
-                    guard s.connections.isEmpty, s.connecting == 0 else { return }
                     let failure: Failure
                     switch error {
                     case ChannelError.connectTimeout, ProxyTunnelHandler.Failure.timeout: failure = .connectTimeout
                     case let refused as ProxyTunnelHandler.Failure: failure = .connect("proxy \(proxy.map { "\($0)" } ?? ""): \(refused)")
                     default: failure = .connect("\(error)")
                     }
-                    let waiting = s.waiting
-                    s.waiting.removeAll()
-                    for request in waiting { request.request.completion(.failure(failure)) }
+                    run(state.value.machine.connectFailed(id, failure))
                 }
             }
     }
@@ -232,119 +213,32 @@ final class HTTP1ConnectionPool: Sendable {
         try channel.pipeline.syncOperations.addHandler(ConnectionHandler(maxBodyBytes: maxBodyBytes))
     }
 
-    /// A connection answered its call and may take another.
-    fileprivate func finished(_ connection: Connection, keepAlive: Bool) {
-        let s = state.value
-        if keepAlive && !s.isShutDown {
-            s.idle.append(connection)
-            pump()
-        } else {
-            connection.channel.close(promise: nil)
-        }
+    // MARK: Events from the connections
+
+    fileprivate func read(_ id: Machine.ConnectionID) {
+        state.value.machine.read(id, now: .now())
     }
 
-    /// A request a reused connection lost before any answer byte goes first to the next
-    /// connection (getTaskResult only reads, so sending it twice is harmless).
-    fileprivate func retry(_ request: Request, deadline: NIODeadline) {
-        var request = request
-        request.isRetry = true
-        state.value.waiting.prepend(Waiting(request: request, deadline: deadline))
+    fileprivate func answered(_ id: Machine.ConnectionID, _ response: HTTP1ResponseParser.Response, keepAlive: Bool) {
+        let (request, actions) = state.value.machine.answered(id, keepAlive: keepAlive, now: .now())
+        request?.completion(.success(response))
+        run(actions)
     }
 
-    fileprivate func closed(_ connection: Connection) {
-        let s = state.value
-        s.connections.removeAll { $0 === connection }
-        s.idle.removeAll { $0 === connection }
-        pump()
+    fileprivate func failed(_ id: Machine.ConnectionID, _ failure: Failure) {
+        run(state.value.machine.failed(id, failure))
     }
 
-    /// Deadlines: calls waiting for a connection, calls waiting for their answer, idle connections.
-    private func sweep() {
-        let s = state.value
-        let now = NIODeadline.now()
-        while let first = s.waiting.first, first.deadline <= now {
-            s.waiting.removeFirst()
-            first.request.completion(.failure(.deadlineExceeded))
-        }
-        for connection in s.connections {
-            if let failure = connection.expired(now: now, readTimeout: timeouts.read) {
-                connection.fail(failure)
-                connection.channel.close(promise: nil)
-            } else if connection.isIdle, now - connection.lastActivity > timeouts.idle {
-                connection.channel.close(promise: nil)
-            }
-        }
+    fileprivate func closed(_ id: Machine.ConnectionID) {
+        state.value.channels[id] = nil
+        run(state.value.machine.closed(id, now: .now()))
     }
 
-    /// One keep-alive connection and its call in progress (loop only).
-    fileprivate final class Connection {
-        let channel: any Channel
-        let handler: ConnectionHandler
-        var current: Request?
-        var deadline = NIODeadline.distantFuture
-        var lastActivity = NIODeadline.now()
-        /// Answers received on this connection so far.
-        var answers = 0
-        /// An answer byte arrived for the call in progress.
-        var answering = false
-
-        init(channel: any Channel, handler: ConnectionHandler) {
-            self.channel = channel
-            self.handler = handler
-        }
-
-        var isIdle: Bool { current == nil }
-
-        func start(_ request: Request, deadline: NIODeadline, head: [UInt8]) {
-            current = request
-            self.deadline = deadline
-            lastActivity = NIODeadline.now()
-            let length = String(request.body.count).utf8
-            var buffer = channel.allocator.buffer(capacity: head.count + length.count + 4 + request.body.count)
-            buffer.writeBytes(head)
-            buffer.writeBytes(length)
-            buffer.writeBytes(Self.headEnd)
-            buffer.writeBytes(request.body)
-            channel.writeAndFlush(buffer, promise: nil)
-        }
-
-        func expired(now: NIODeadline, readTimeout: TimeAmount) -> Failure? {
-            guard current != nil else { return nil }
-            if now >= deadline { return .deadlineExceeded }
-            if now - lastActivity > readTimeout { return .readTimeout }
-            return nil
-        }
-
-        /// Ends the call in progress, if any, with `failure`.
-        func fail(_ failure: Failure) {
-            guard let request = current else { return }
-            current = nil
-            request.completion(.failure(failure))
-        }
-
-        func answered(_ response: HTTP1ResponseParser.Response) -> Request? {
-            defer { current = nil }
-            answers += 1
-            answering = false
-            return current
-        }
-
-        /// The call in progress, if the server closed this kept-alive connection before
-        /// answering it: the race of a request with the server's idle close.
-        func takeRetriable() -> (Request, NIODeadline)? {
-            guard let request = current, answers > 0, !answering, !request.isRetry else { return nil }
-            current = nil
-            return (request, deadline)
-        }
-
-        private static let headEnd: [UInt8] = [13, 10, 13, 10]
-    }
-
-    /// Frames answers on one channel and hands them to its connection.
+    /// Frames answers on one channel and reports them to the pool.
     fileprivate final class ConnectionHandler: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
 
-        weak var connection: Connection?
+        var id: Machine.ConnectionID?
         var pool: HTTP1ConnectionPool?
         private var parser: HTTP1ResponseParser
 
@@ -354,48 +248,29 @@ final class HTTP1ConnectionPool: Sendable {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let buffer = unwrapInboundIn(data)
-            guard let connection else { return }
-            connection.lastActivity = NIODeadline.now()
-            connection.answering = connection.current != nil
+            guard let id, let pool else { return }
+            pool.read(id)
             do {
                 var bytes = buffer.readableBytesView[...]
                 while let response = try parser.feed(bytes) {
                     bytes = bytes[bytes.endIndex...]
-                    deliver(response, on: connection)
+                    pool.answered(id, response, keepAlive: response.keepAlive && parser.isIdle)
                 }
             } catch let error as HTTP1ResponseParser.ParseError {
                 switch error {
-                case .bodyTooLarge: connection.fail(.bodyTooLarge)
-                case .headTooLarge: connection.fail(.malformed("response head too large"))
-                case .malformed(let reason): connection.fail(.malformed(reason))
+                case .bodyTooLarge: pool.failed(id, .bodyTooLarge)
+                case .headTooLarge: pool.failed(id, .malformed("response head too large"))
+                case .malformed(let reason): pool.failed(id, .malformed(reason))
                 }
-                context.close(promise: nil)
             } catch {
-                connection.fail(.malformed("\(error)"))
-                context.close(promise: nil)
+                pool.failed(id, .malformed("\(error)"))
             }
-        }
-
-        private func deliver(_ response: HTTP1ResponseParser.Response, on connection: Connection) {
-            guard let request = connection.answered(response) else {
-                // An answer nobody asked for: the connection is out of step.
-                connection.channel.close(promise: nil)
-                return
-            }
-            request.completion(.success(response))
-            pool?.finished(connection, keepAlive: response.keepAlive && parser.isIdle)
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            if let connection {
-                if let response = parser.finish() {
-                    deliver(response, on: connection)
-                } else if let (request, deadline) = connection.takeRetriable() {
-                    pool?.retry(request, deadline: deadline)
-                } else {
-                    connection.fail(.closed)
-                }
-                pool?.closed(connection)
+            if let id, let pool {
+                if let response = parser.finish() { pool.answered(id, response, keepAlive: false) }
+                pool.closed(id)
             }
             pool = nil
             context.fireChannelInactive()
