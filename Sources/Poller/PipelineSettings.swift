@@ -126,15 +126,39 @@ public struct PipelineSettings: Sendable {
 
     /// What the call budget serves on schedule: each held task costs one call per poll
     /// interval, so the rate limit keeps rate × interval tasks on time; twice that leaves
-    /// room for tasks still waiting for their first poll.
+    /// room for tasks still waiting for their first poll. The interval is the shortest
+    /// any provider or task type polls at: tasks on longer ones cost less, so the bound
+    /// holds whatever the mix.
     public var budgetedInFlight: Int {
-        max(1, Int((2 * rateLimit * policy.interval.inSeconds).rounded(.down)))
+        max(1, Int((2 * rateLimit * shortestPollInterval.inSeconds).rounded(.down)))
+    }
+
+    /// The shortest poll interval of every policy in use (on the simulated clock).
+    public var shortestPollInterval: Duration {
+        let routes = self.routes
+        guard !routes.isEmpty else { return policy.interval }
+        return routes.flatMap { [$0.policy] + $0.taskTypePolicies.values }.map(\.interval).min() ?? policy.interval
+    }
+
+    /// `providers` resolved: each one's policies and key, its unset timings from the
+    /// run's, then the profile's.
+    var routes: [ProviderRoute] {
+        providers.map { provider in
+            let base = (provider.firstPollDelay ?? firstPollDelay, provider.pollInterval ?? pollInterval)
+            return ProviderRoute(
+                name: provider.profile.name,
+                policy: policy(provider.profile, firstPollDelay: base.0, pollInterval: base.1),
+                taskTypePolicies: provider.taskTypes.mapValues {
+                    policy(provider.profile, firstPollDelay: $0.firstPollDelay ?? base.0, pollInterval: $0.pollInterval ?? base.1)
+                },
+                defaultClientKey: provider.clientKey ?? clientKey)
+        }
     }
 
     /// Settings that cannot work together, said once at startup.
     public var warnings: [String] {
         guard capInFlightToBudget, let maxInFlight, maxInFlight > budgetedInFlight else { return [] }
-        return ["max in flight \(maxInFlight) is more than the rate limit \(rateLimit)/s can poll every \(policy.interval.inSeconds) s; holding at most \(budgetedInFlight) tasks (2 x rate x interval) so the rest waits in Kafka instead of expiring"]
+        return ["max in flight \(maxInFlight) is more than the rate limit \(rateLimit)/s can poll every \(shortestPollInterval.inSeconds) s; holding at most \(budgetedInFlight) tasks (2 x rate x interval) so the rest waits in Kafka instead of expiring"]
     }
 
     public var configuration: Pipeline.Configuration {
@@ -148,16 +172,7 @@ public struct PipelineSettings: Sendable {
         engine.maxConcurrentCalls = maxConcurrentCalls
         engine.rateLimit = rateLimit
         engine.banDuration = scaled(banPause, profile.ipBanPause)
-        engine.providers = providers.map { provider in
-            let base = (provider.firstPollDelay ?? firstPollDelay, provider.pollInterval ?? pollInterval)
-            return ProviderRoute(
-                name: provider.profile.name,
-                policy: policy(provider.profile, firstPollDelay: base.0, pollInterval: base.1),
-                taskTypePolicies: provider.taskTypes.mapValues {
-                    policy(provider.profile, firstPollDelay: $0.firstPollDelay ?? base.0, pollInterval: $0.pollInterval ?? base.1)
-                },
-                defaultClientKey: provider.clientKey ?? clientKey)
-        }
+        engine.providers = routes
         if let first = engine.providers.first {
             engine.defaultProvider = first.name
             engine.policy = first.policy

@@ -781,6 +781,38 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
         #expect(lowest == 100, "the slowdown is deliberate: the bound stays (\(lowest))")
     }
 
+    /// Late is measured against each task's own poll interval: polls seconds late are on
+    /// time for a provider polled every minute, and late for one polled every 2 s.
+    @Test(arguments: [(provider: "slow", lowers: false), (provider: "fast", lowers: true)])
+    func lateIsMeasuredAgainstTheTasksOwnInterval(provider: String, lowers: Bool) {
+        let fast = testPolicy(initialDelay: .seconds(1), interval: .seconds(2), minInterval: .zero)
+        let slow = testPolicy(initialDelay: .seconds(1), interval: .seconds(60), minInterval: .zero)
+        var h = EngineHarness(configuration: config {
+            $0.maxInFlight = 100
+            $0.adaptiveInFlight = true
+            $0.maxConcurrentCalls = 1 // one call at a time: the last of 40 starts about 10 s late
+            $0.policy = fast
+            $0.defaultProvider = "fast"
+            $0.providers = [ProviderRoute(name: "fast", policy: fast), ProviderRoute(name: "slow", policy: slow)]
+        })
+        for i in 0..<40 {
+            h.script["\(provider)\(i)"] = [.processing, solved]
+            h.receive(#"{"taskId":"\#(provider)\#(i)","provider":"\#(provider)"}"#)
+        }
+        var lowest = 100
+        for _ in 0..<80 {
+            h.now = h.now + .milliseconds(250)
+            h.step()
+            lowest = min(lowest, h.engine.inFlightLimit)
+        }
+        #expect(h.callTimes.count >= 40, "every task was polled (\(h.callTimes.count) calls)")
+        if lowers {
+            #expect(lowest < 100, "seconds late on a 2 s interval: the bound fell")
+        } else {
+            #expect(lowest == 100, "seconds late on a 60 s interval is on time: the bound stays (\(lowest))")
+        }
+    }
+
     @Test func offByDefault() {
         #expect(PollingEngine.Configuration().adaptiveInFlight == false)
     }

@@ -43,7 +43,8 @@ extension PollingEngine {
                     tasks[handle] = task
                     let late = now.millisecondsSinceEpoch - due.millisecondsSinceEpoch
                     pollLateness.record(milliseconds: late)
-                    latenessMean += (Double(max(0, late)) - latenessMean) / 16
+                    let lateness = Double(max(0, late)) / Self.lateThreshold(routes.policies[Int(task.policyIndex)])
+                    latenessShare += (lateness - latenessShare) / 16
                     callsSinceAdapt += 1
                     actions.append(.call(handle, taskId: task.context.taskId, clientKey: task.key, provider: task.context.provider))
                 case .keyDead(let trip):
@@ -60,7 +61,8 @@ extension PollingEngine {
     }
 
     /// At most once a second: while polls start late on average (more than half the poll
-    /// interval, at least 250 ms) for reasons of our own, the bound drops to a tenth below
+    /// interval of each task's own policy, at least 250 ms) for reasons of our own, the
+    /// bound drops to a tenth below
     /// the tasks in flight (never below a tenth of `maxInFlight`), so the input pauses at
     /// once; while they start on time (under half that), it
     /// grows back by a twentieth of `maxInFlight`. Lateness the error budget's slowdown or
@@ -69,23 +71,28 @@ extension PollingEngine {
         guard configuration.adaptiveInFlight else { return [] }
         if let next = nextAdaptAt, now < next { return [] }
         nextAdaptAt = now + .seconds(1)
-        if callsSinceAdapt == 0 { latenessMean /= 2 } // no calls: nothing is late
+        if callsSinceAdapt == 0 { latenessShare /= 2 } // no calls: nothing is late
         callsSinceAdapt = 0
-        let threshold = max(Double(configuration.policy.interval.milliseconds) / 2, 250)
         let maximum = configuration.maxInFlight
         let floor = max(1, min(10, maximum), maximum / 10)
         let deliberate = gate.slowdown > 1 || gate.ban.pausedUntil.map { $0 > now } == true
         var limit = inFlight.highWater
-        if latenessMean > threshold, !deliberate {
+        if latenessShare > 1, !deliberate {
             // A tenth below what is in flight now, not below a bound far above it: such a
             // bound would take many steps to bind while every poll drifts later.
             let current = min(limit, tasks.count)
             limit = max(floor, current - max(1, current / 10))
-        } else if latenessMean < threshold / 2, limit < maximum {
+        } else if latenessShare < 0.5, limit < maximum {
             limit = min(maximum, limit + max(10, maximum / 20))
         }
         guard limit != inFlight.highWater, let action = inFlight.setHighWater(limit) else { return [] }
         return [fetch(action)]
+    }
+
+    /// Milliseconds a poll of a task under `policy` may start late before it counts as
+    /// late: half its poll interval, at least 250 ms.
+    static func lateThreshold(_ policy: PollingPolicy) -> Double {
+        max(Double(policy.interval.milliseconds) / 2, 250)
     }
 
     /// When `tick` should run next, if nothing else happens first; nil when

@@ -35,8 +35,8 @@ public struct PollingEngine: Sendable {
         /// without a `provider` go to `defaultProvider`, which must be one of them.
         public var providers: [ProviderRoute] = []
         public var maxInFlight = 10_000
-        /// Lower the in-flight bound while polls start late (mean lateness above half the
-        /// poll interval), raise it back while they start on time: when the process or the
+        /// Lower the in-flight bound while polls start late (mean lateness above half of each
+        /// task's own poll interval), raise it back while they start on time: when the process or the
         /// budget cannot keep more tasks on schedule, the input pauses and the backlog
         /// waits in Kafka instead of every task's polls drifting late.
         public var adaptiveInFlight = false
@@ -144,9 +144,10 @@ public struct PollingEngine: Sendable {
     /// paused): untracked, like the backlog still in Kafka, and taken in order by `tick`
     /// when the count falls to the low-water mark. Dropped when their partition goes.
     var held = Deque<InputRecord>()
-    /// Mean lateness of recent calls (ms, exponentially weighted) and the calls since
-    /// the bound was last reconsidered (`adaptInFlightBound`).
-    var latenessMean = 0.0
+    /// Mean lateness of recent calls, exponentially weighted, each as a share of its own
+    /// policy's `lateThreshold` (above 1: late); and the calls since the bound was last
+    /// reconsidered (`adaptInFlightBound`).
+    var latenessShare = 0.0
     var callsSinceAdapt = 0
     var nextAdaptAt: Timestamp?
     /// How late each call started against its schedule.
