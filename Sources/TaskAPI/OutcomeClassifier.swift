@@ -60,6 +60,7 @@ public enum OutcomeClassifier {
             case .providerBusy: failureClass = .transient(.providerBusy, retryAfter: retryAfter)
             case .taskRateLimited: failureClass = .transient(.taskRateLimited, retryAfter: retryAfter ?? profile.minPollInterval)
             case .task: failureClass = .task
+            case .unknownTask: failureClass = .unknownTask
             case .account: failureClass = .account
             case .ban: failureClass = .ban
             }

@@ -6,6 +6,9 @@ public enum ErrorCodeClass: String, Sendable, Hashable, CaseIterable {
     case taskRateLimited
     /// Terminal for the task.
     case task
+    /// The provider does not know the task id (a wrong id, or its result window
+    /// closed): terminal for the task, and counted as our error by the error budget.
+    case unknownTask
     /// Terminal for every task of the key.
     case account
     /// IP banned: stop all calls for a while.
@@ -22,7 +25,7 @@ public enum ErrorCodeClass: String, Sendable, Hashable, CaseIterable {
         "ERROR_KEY_DOES_NOT_EXIST": .account,
         "ERROR_KEY_BANNED": .account,
         "ERROR_ZERO_BALANCE": .account,
-        "ERROR_TASKID_INVALID": .task,
+        "ERROR_TASKID_INVALID": .unknownTask,
         "ERROR_CAPTCHA_UNSOLVABLE": .task,
         "ERROR_TASK_NOT_SUPPORTED": .task,
         "ERROR_REQUIRED_FIELDS": .task,

@@ -1,8 +1,9 @@
 extension FailureClass {
-    /// Stable lower-case name for messages and metrics: `task`, `account`, `ban`, `transient`.
+    /// Stable lower-case name for messages and metrics: `task` (also for an unknown
+    /// task id: both end the task alone), `account`, `ban`, `transient`.
     public var name: String {
         switch self {
-        case .task: return "task"
+        case .task, .unknownTask: return "task"
         case .account: return "account"
         case .ban: return "ban"
         case .transient: return "transient"

@@ -1,7 +1,9 @@
 /// How a failed call must be handled (codes map here through `ErrorCodeClass`).
 public enum FailureClass: Sendable, Hashable {
-    /// Terminal for this task only (unsolvable, invalid or expired id, unknown code).
+    /// Terminal for this task only (unsolvable, unsupported, unknown code).
     case task
+    /// Terminal for this task: the provider does not know its id (`ErrorCodeClass.unknownTask`).
+    case unknownTask
     /// Terminal for every task of the key: stop calling with that key.
     case account
     /// The IP is banned: stop all calls for `ProviderProfile.ipBanPause`.

@@ -25,8 +25,8 @@ extension ProviderProfile {
         baseURL: "https://api.anti-captcha.com",
         minPollInterval: .seconds(2),
         extraErrorCodes: [
-            "ERROR_NO_SUCH_CAPCHA_ID": .task,
-            "ERROR_TASK_ABSENT": .task,
+            "ERROR_NO_SUCH_CAPCHA_ID": .unknownTask,
+            "ERROR_TASK_ABSENT": .unknownTask,
             "ERROR_IP_BLOCKED": .ban,
             "ERROR_ACCOUNT_SUSPENDED": .account,
             "ERROR_IP_NOT_ALLOWED": .account,
@@ -43,7 +43,7 @@ extension ProviderProfile {
         maxPolls: 100,
         extraErrorCodes: [
             "ERROR_TOO_MUCH_REQUESTS": .taskRateLimited,
-            "ERROR_NO_SUCH_CAPCHA_ID": .task,
+            "ERROR_NO_SUCH_CAPCHA_ID": .unknownTask,
             "ERROR_MAXIMUM_TIME_EXCEED": .task,
             "ERROR_IP_BLOCKED": .ban,
             "ERROR_ACCOUNT_SUSPENDED": .account,
@@ -59,8 +59,8 @@ extension ProviderProfile {
         maxPolls: 60,
         initialDelay: .seconds(10),
         extraErrorCodes: [
-            "ERROR_NO_SUCH_CAPCHA_ID": .task,
-            "ERROR_WRONG_CAPTCHA_ID": .task,
+            "ERROR_NO_SUCH_CAPCHA_ID": .unknownTask,
+            "ERROR_WRONG_CAPTCHA_ID": .unknownTask,
             "ERROR_TOKEN_EXPIRED": .task,
             "ERROR_IP_NOT_ALLOWED": .account,
             "ERROR_IP_BLOCKED": .ban,

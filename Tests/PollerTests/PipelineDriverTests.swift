@@ -383,6 +383,6 @@ final class ScriptedClient: TaskResultFetching {
             }
             if !wait { continuation.resume() }
         }
-        return state.withLock { $0.answers[taskId] } ?? .failed(.task, code: "ERROR_NO_SUCH_CAPCHA_ID", description: nil)
+        return state.withLock { $0.answers[taskId] } ?? .failed(.unknownTask, code: "ERROR_NO_SUCH_CAPCHA_ID", description: nil)
     }
 }

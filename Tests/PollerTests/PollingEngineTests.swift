@@ -444,6 +444,8 @@ let solved = PollOutcome.ready(solution: RawJSON(unchecked: Array(#"{"token":"to
     #expect(outcome == .taskFailed(ProviderError(errorId: 12, errorCode: "ERROR_CAPTCHA_UNSOLVABLE", errorDescription: "no")))
     let account = PollOutcome(TaskOutcome.failed(.account, code: "ERROR_ZERO_BALANCE", description: nil, errorId: 10))
     #expect(account == .accountError(ProviderError(errorId: 10, errorCode: "ERROR_ZERO_BALANCE")))
+    let unknown = PollOutcome(TaskOutcome.failed(.unknownTask, code: "ERROR_TASK_ABSENT", description: nil, errorId: 16))
+    #expect(unknown == .taskNotFound(ProviderError(errorId: 16, errorCode: "ERROR_TASK_ABSENT")))
 }
 
 @Test func anEventForAnotherProviderIsADeadLetter() {

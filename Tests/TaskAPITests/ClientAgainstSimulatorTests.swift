@@ -67,7 +67,7 @@ struct ClientAgainstSimulatorTests {
             let unknown = await client.getTaskResult(taskId: "00000000-0000-4000-8000-000000000000", clientKey: key)
             #expect(unknown.failureCode == "ERROR_TASKID_INVALID")
             if case .failed(let failureClass, _, let description, _) = unknown {
-                #expect(failureClass == .task)
+                #expect(failureClass == .unknownTask)
                 #expect(description == SimProviderError.taskIdInvalid.description)
             }
             let unsolvable = server.createTask(solveTime: 0, unsolvable: true)

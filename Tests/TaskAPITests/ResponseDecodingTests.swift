@@ -37,7 +37,7 @@ struct ResponseDecodingTests {
              expect: .ready(#"{"gRecaptchaResponse":"03AGdBq24PBCbwiDRaS_MJ7Z...","userAgent":"Mozilla/5.0"}"#)),
         Case(name: "ez error TASKID_INVALID", profile: .ezCaptcha,
              body: #"{"errorId":1,"errorCode":"ERROR_TASKID_INVALID","errorDescription":"Task ID does not exist or is invalid"}"#,
-             expect: .failed(.task, "ERROR_TASKID_INVALID")),
+             expect: .failed(.unknownTask, "ERROR_TASKID_INVALID")),
         Case(name: "ez key does not exist", profile: .ezCaptcha,
              body: #"{"errorId":1,"errorCode":"ERROR_KEY_DOES_NOT_EXIST","errorDescription":"Account authorization key not found"}"#,
              expect: .failed(.account, "ERROR_KEY_DOES_NOT_EXIST")),
@@ -97,9 +97,12 @@ struct ResponseDecodingTests {
         Case(name: "anti ready with extras", profile: .antiCaptcha,
              body: #"{"errorId":0,"status":"ready","solution":{"gRecaptchaResponse":"3AHJ_VuvYIBNBW5yyv0zRYJ75VkOKvhKj9_xGBJKnQimF72rfoq3Iy-DyGHMwLAo6a3","cookies":{"a":"b"}},"cost":"0.001500","ip":"46.98.54.221","createTime":1472205564,"endTime":1472205570,"solveCount":0}"#,
              expect: .ready(#"{"gRecaptchaResponse":"3AHJ_VuvYIBNBW5yyv0zRYJ75VkOKvhKj9_xGBJKnQimF72rfoq3Iy-DyGHMwLAo6a3","cookies":{"a":"b"}}"#)),
+        Case(name: "anti task absent", profile: .antiCaptcha,
+             body: #"{"errorId":16,"errorCode":"ERROR_TASK_ABSENT","errorDescription":"Task is absent"}"#,
+             expect: .failed(.unknownTask, "ERROR_TASK_ABSENT")),
         Case(name: "anti no such captcha id", profile: .antiCaptcha,
              body: #"{"errorId":16,"errorCode":"ERROR_NO_SUCH_CAPCHA_ID","errorDescription":"Task you are requesting does not exist"}"#,
-             expect: .failed(.task, "ERROR_NO_SUCH_CAPCHA_ID")),
+             expect: .failed(.unknownTask, "ERROR_NO_SUCH_CAPCHA_ID")),
         Case(name: "anti key numeric errorId", profile: .antiCaptcha,
              body: #"{"errorId":1,"errorCode":"ERROR_KEY_DOES_NOT_EXIST","errorDescription":"Account authorization key not found in the system"}"#,
              expect: .failed(.account, "ERROR_KEY_DOES_NOT_EXIST")),
@@ -130,7 +133,7 @@ struct ResponseDecodingTests {
              expect: .ready(#"{"token":"0.6Cw9Nvx..."}"#)),
         Case(name: "2captcha wrong captcha id", profile: .twoCaptcha,
              body: #"{"errorId":16,"errorCode":"ERROR_WRONG_CAPTCHA_ID","errorDescription":"wrong id"}"#,
-             expect: .failed(.task, "ERROR_WRONG_CAPTCHA_ID")),
+             expect: .failed(.unknownTask, "ERROR_WRONG_CAPTCHA_ID")),
         // shapes
         Case(name: "errorId as string", profile: .ezCaptcha,
              body: #"{"errorId":"0","status":"processing"}"#, expect: .processing),
@@ -179,6 +182,6 @@ struct ResponseDecodingTests {
             status: 200, headers: HTTPHeaders(),
             body: Array(#"{"errorId":1,"errorCode":"ERROR_TASKID_INVALID","errorDescription":"Task ID \"x\" invalid"}"#.utf8),
             profile: .ezCaptcha)
-        #expect(outcome == .failed(.task, code: "ERROR_TASKID_INVALID", description: "Task ID \"x\" invalid", errorId: 1))
+        #expect(outcome == .failed(.unknownTask, code: "ERROR_TASKID_INVALID", description: "Task ID \"x\" invalid", errorId: 1))
     }
 }

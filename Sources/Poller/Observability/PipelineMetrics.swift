@@ -62,7 +62,7 @@ public final class PipelineMetrics: Sendable {
             case .processing: self = .processing
             case .ready: self = .ready
             case .failed(.transient, _, _, _): self = .transient
-            case .failed(.task, _, _, _): self = .taskError
+            case .failed(.task, _, _, _), .failed(.unknownTask, _, _, _): self = .taskError
             case .failed(.account, _, _, _): self = .accountError
             case .failed(.ban, _, _, _): self = .ipBanned
             }
