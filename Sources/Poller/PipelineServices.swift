@@ -2,19 +2,23 @@ import Logging
 import ServiceLifecycle
 import TaskAPI
 
-// `ezpoll run` puts these in its own ServiceGroup (with the observability server and
-// signals); demo and bench use `PipelineServices`: the same shutdown order without
-// signals. The pipeline drains first, then the HTTP client it was using closes.
+// The long-lived parts of each command run as swift-service-lifecycle services. A
+// `ServiceGroup` starts them in order and, on SIGTERM/SIGINT or when a command is done,
+// shuts them down gracefully in reverse order: in `ezpoll run` the pipeline drains
+// first, then the observability server stops, then the HTTP clients close. Demo and
+// bench use `PipelineServices`: the same shutdown order without signals.
 
-/// Closes the provider HTTP client once every service started after it has stopped.
-public struct HTTPClientService: Service {
-    let client: TaskResultClient
+/// A part that needs no running, only stopping (an HTTP client, a server bound before
+/// the group runs, the embedded cluster): waits for the group's graceful shutdown, then
+/// runs `stop`.
+public struct StopOnShutdown: Service {
+    let stop: @Sendable () async -> Void
 
-    public init(client: TaskResultClient) { self.client = client }
+    public init(_ stop: @escaping @Sendable () async -> Void) { self.stop = stop }
 
     public func run() async throws {
         try? await gracefulShutdown()
-        await client.shutdown()
+        await stop()
     }
 }
 
@@ -26,7 +30,7 @@ public struct PipelineServices: Sendable {
 
     public init(pipeline: Pipeline, client: TaskResultClient, logger: Logger) {
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: HTTPClientService(client: client)),
+            services: [.init(service: StopOnShutdown { await client.shutdown() }),
                        .init(service: pipeline, successTerminationBehavior: .gracefullyShutdownGroup)],
             logger: logger))
         self.group = group

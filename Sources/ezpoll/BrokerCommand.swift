@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import EmbeddedKafka
 import Kafka
+import Poller
 import Logging
 import ServiceLifecycle
 
@@ -59,7 +60,7 @@ struct BrokerCommand: AsyncParsableCommand {
         }
         print(cluster.bootstrapServers)
         fflush(nil)
-        try await ServiceGroup(configuration: .init(services: [.init(service: EmbeddedClusterService(cluster: cluster))],
+        try await ServiceGroup(configuration: .init(services: [.init(service: StopOnShutdown { cluster.stop() })],
                                                     gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
         logger.info("embedded cluster stopped")
     }

@@ -124,12 +124,12 @@ struct RunCommand: AsyncParsableCommand {
         }
         // Started in this order and stopped in reverse on SIGTERM/SIGINT: the pipeline
         // drains first, then the metrics server stops, then the HTTP clients close.
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = clients.map { .init(service: HTTPClientService(client: $0)) }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = clients.map { .init(service: StopOnShutdown { [client = $0] in await client.shutdown() }) }
         if settings.metricsPort != 0 {
             do {
                 let server = try await ObservabilityServer.start(
                     source: pipeline, host: settings.metricsHost, port: settings.metricsPort, logger: logger)
-                services.append(.init(service: ObservabilityService(server: server)))
+                services.append(.init(service: StopOnShutdown { await server.stop() }))
             } catch {
                 for client in clients { await client.shutdown() }
                 throw ValidationError("cannot serve metrics on \(settings.metricsHost):\(settings.metricsPort): \(error)")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Logging
+import Poller
 import ServiceLifecycle
 import Simulator
 
@@ -135,7 +136,7 @@ struct SimulateCommand: AsyncParsableCommand {
         let server = try await SimulatorServer.start(config: config, host: host, port: port)
         print("ezpoll simulator listening on \(server.baseURL) (time scale \(config.timeScale), seed \(config.seed))")
         fflush(nil)
-        try await ServiceGroup(configuration: .init(services: [.init(service: SimulatorService(server: server))],
+        try await ServiceGroup(configuration: .init(services: [.init(service: StopOnShutdown { await server.stop() })],
                                                     gracefulShutdownSignals: [.sigterm, .sigint],
                                                     logger: Logger(label: "ezpoll.simulate"))).run()
         print("stopped")
