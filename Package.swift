@@ -180,10 +180,13 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
-        // Packaging checks (docker-compose.yml against the Compose schema, options that exist).
-        // No heavy dependencies: it reads files and runs python3 + the built ezpoll binary.
+        // Packaging checks (docker-compose.yml against the Compose schema, options that exist,
+        // the README's settings table). It reads files, runs python3 + the built ezpoll binary,
+        // and imports ezpoll's own module (built for the binary anyway) to resolve `run`'s
+        // settings the way `run` does.
         .testTarget(
             name: "PackagingTests",
+            dependencies: ["ezpoll", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             exclude: ["compose-spec.json", "check_compose.py", "check_deploy.py", "prometheus-rules-test.yaml"]
         ),
     ],

@@ -21,19 +21,27 @@ struct RunCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Kafka bootstrap servers. [EZPOLL_BROKERS, default localhost:9092]")
+    /// Where the help's defaults come from: the values `RunSettings.resolve` falls back to.
+    private static let defaults = RunSettings.defaults
+
+    /// A default as a user would type it: `200`, not `200.0`.
+    private static func shown(_ value: Double) -> String {
+        value == value.rounded() ? String(Int(value)) : String(value)
+    }
+
+    @Option(help: "Kafka bootstrap servers. [EZPOLL_BROKERS, default \(Self.defaults.brokers)]")
     var brokers: String?
-    @Option(help: "Kafka consumer group. [EZPOLL_GROUP_ID, default ezpoll]")
+    @Option(help: "Kafka consumer group. [EZPOLL_GROUP_ID, default \(Self.defaults.groupID)]")
     var groupId: String?
-    @Option(help: "Input topic of task events. [EZPOLL_INPUT_TOPIC, default captcha.tasks]")
+    @Option(help: "Input topic of task events. [EZPOLL_INPUT_TOPIC, default \(Self.defaults.topics.input)]")
     var inputTopic: String?
-    @Option(help: "Topic for solutions. [EZPOLL_SOLUTIONS_TOPIC, default captcha.solutions]")
+    @Option(help: "Topic for solutions. [EZPOLL_SOLUTIONS_TOPIC, default \(Self.defaults.topics.solutions)]")
     var solutionsTopic: String?
-    @Option(help: "Topic for failures. [EZPOLL_FAILURES_TOPIC, default captcha.failures]")
+    @Option(help: "Topic for failures. [EZPOLL_FAILURES_TOPIC, default \(Self.defaults.topics.failures)]")
     var failuresTopic: String?
-    @Option(help: "Topic for dead letters. [EZPOLL_DEAD_LETTER_TOPIC, default captcha.tasks.dlq]")
+    @Option(help: "Topic for dead letters. [EZPOLL_DEAD_LETTER_TOPIC, default \(Self.defaults.topics.deadLetters)]")
     var deadLetterTopic: String?
-    @Option(help: "Provider profile: ez-captcha, capsolver, anti-captcha, capmonster, 2captcha. [EZPOLL_PROVIDER, default ez-captcha]")
+    @Option(help: "Provider profile: ez-captcha, capsolver, anti-captcha, capmonster, 2captcha. [EZPOLL_PROVIDER, default \(Self.defaults.profile.name)]")
     var provider: String?
     @Option(help: "Provider API base URL; defaults to the profile's. [EZPOLL_API_URL]")
     var apiUrl: String?
@@ -41,17 +49,17 @@ struct RunCommand: AsyncParsableCommand {
     var clientKeyFile: String?
     @Flag(help: "Start without a default clientKey: every event carries its own (events without one fail as missing_client_key). [EZPOLL_EVENT_KEYS_ONLY=1]")
     var eventKeysOnly = false
-    @Option(parsing: .unconditional, help: "Most getTaskResult calls at once. [EZPOLL_MAX_CONCURRENT_CALLS, default 64]")
+    @Option(parsing: .unconditional, help: "Most getTaskResult calls at once. [EZPOLL_MAX_CONCURRENT_CALLS, default \(Self.defaults.maxConcurrentCalls)]")
     var maxConcurrentCalls: Int?
-    @Option(help: "HTTP client for getTaskResult: nio (our keep-alive HTTP/1.1 pool on SwiftNIO, one connection per concurrent call) or async-http-client. [EZPOLL_HTTP_CLIENT, default nio]")
+    @Option(help: "HTTP client for getTaskResult: nio (our keep-alive HTTP/1.1 pool on SwiftNIO, one connection per concurrent call) or async-http-client. [EZPOLL_HTTP_CLIENT, default \(Self.defaults.httpTransport.rawValue)]")
     var httpClient: String?
     @Option(help: "Egress proxy for the provider calls, http://[user:password@]host:port (HTTP CONNECT tunnel), or none; without it HTTPS_PROXY / HTTP_PROXY by the provider's scheme. NO_PROXY hosts are reached directly. [EZPOLL_PROXY]")
     var proxy: String?
-    @Option(parsing: .unconditional, help: "Largest getTaskResult answer body in bytes; a longer one fails the call (transient) and closes its connection. The head, 1xx answers, chunk framing and trailers are limited to 16 KiB besides. [EZPOLL_MAX_RESPONSE_BYTES, default 262144]")
+    @Option(parsing: .unconditional, help: "Largest getTaskResult answer body in bytes; a longer one fails the call (transient) and closes its connection. The head, 1xx answers, chunk framing and trailers are limited to 16 KiB besides. [EZPOLL_MAX_RESPONSE_BYTES, default \(Self.defaults.maxResponseBytes)]")
     var maxResponseBytes: Int?
-    @Option(parsing: .unconditional, help: "Most getTaskResult calls per second for the key, all tasks together; shared by the group's members (see --rate-limit-scope). [EZPOLL_RATE_LIMIT, default 200]")
+    @Option(parsing: .unconditional, help: "Most getTaskResult calls per second for the key, all tasks together; shared by the group's members (see --rate-limit-scope). [EZPOLL_RATE_LIMIT, default \(Self.shown(Self.defaults.rateLimit))]")
     var rateLimit: Double?
-    @Option(help: "group: the members of the consumer group share --rate-limit, each using its share of the input partitions (updated on every rebalance); process: each process uses all of it. [EZPOLL_RATE_LIMIT_SCOPE, default group]")
+    @Option(help: "group: the members of the consumer group share --rate-limit, each using its share of the input partitions (updated on every rebalance); process: each process uses all of it. [EZPOLL_RATE_LIMIT_SCOPE, default \(RunSettings.defaultRateLimitScope)]")
     var rateLimitScope: String?
     @Option(parsing: .unconditional, help: "Most tasks in flight; above it the input pauses. At most, and by default, 2 x rate limit x poll interval: what the call budget polls on schedule. [EZPOLL_MAX_IN_FLIGHT]")
     var maxInFlight: Int?
@@ -61,31 +69,31 @@ struct RunCommand: AsyncParsableCommand {
     var pollInterval: Double?
     @Option(parsing: .unconditional, help: "Most polls of one task. [EZPOLL_MAX_POLLS, default: the profile's]")
     var maxPolls: Int?
-    @Option(parsing: .unconditional, help: "Seconds after creation during which a result can be fetched. [EZPOLL_RESULT_WINDOW, default: the profile's, 300 for every built-in one]")
+    @Option(parsing: .unconditional, help: "Seconds after creation during which a result can be fetched. [EZPOLL_RESULT_WINDOW, default: the profile's]")
     var resultWindow: Double?
-    @Option(parsing: .unconditional, help: "Stop polling this many seconds before the window closes. [EZPOLL_SAFETY_MARGIN, default 5]")
+    @Option(parsing: .unconditional, help: "Stop polling this many seconds before the window closes. [EZPOLL_SAFETY_MARGIN, default: the profile's]")
     var safetyMargin: Double?
-    @Option(parsing: .unconditional, help: "Error budget: the share of calls over a minute that may fail by our doing (transport, 5xx/429, malformed answers, unknown task ids, overload codes; not unsolvable captchas) before every call slows down. [EZPOLL_MAX_ERROR_RATE, default 0.2]")
+    @Option(parsing: .unconditional, help: "Error budget: the share of calls over a minute that may fail by our doing (transport, 5xx/429, malformed answers, unknown task ids, overload codes; not unsolvable captchas) before every call slows down. [EZPOLL_MAX_ERROR_RATE, default \(Self.shown(Self.defaults.maxErrorRate))]")
     var maxErrorRate: Double?
-    @Option(parsing: .unconditional, help: "Error budget: most such errors in a minute before every call slows down. [EZPOLL_MAX_ERRORS_PER_MINUTE, default 60]")
+    @Option(parsing: .unconditional, help: "Error budget: most such errors in a minute before every call slows down. [EZPOLL_MAX_ERRORS_PER_MINUTE, default \(Self.defaults.maxErrorsPerMinute)]")
     var maxErrorsPerMinute: Int?
     @Option(parsing: .unconditional, help: "Seconds to stop all calls after ERROR_IP_BANNED. [EZPOLL_BAN_PAUSE, default: the profile's]")
     var banPause: Double?
-    @Option(parsing: .unconditional, help: "Seconds a graceful stop or a partition revoke waits for calls in progress and the acknowledgement of their results. [EZPOLL_DRAIN_TIMEOUT, default 10]")
+    @Option(parsing: .unconditional, help: "Seconds a graceful stop or a partition revoke waits for calls in progress and the acknowledgement of their results. [EZPOLL_DRAIN_TIMEOUT, default \(Self.shown(Self.defaults.configuration.drainTimeout.inSeconds))]")
     var drainTimeout: Double?
-    @Option(parsing: .unconditional, help: "Seconds from an acknowledged result to the commit of its offset (the most a crash repeats). [EZPOLL_COMMIT_INTERVAL, default 0.25]")
+    @Option(parsing: .unconditional, help: "Seconds from an acknowledged result to the commit of its offset (the most a crash repeats). [EZPOLL_COMMIT_INTERVAL, default \(Self.shown(Self.defaults.configuration.commitInterval.inSeconds))]")
     var commitInterval: Double?
-    @Option(parsing: .unconditional, help: "Longest commit metadata in bytes (the brokers' offset.metadata.max.bytes). [EZPOLL_COMMIT_METADATA_MAX_BYTES, default 4096]")
+    @Option(parsing: .unconditional, help: "Longest commit metadata in bytes (the brokers' offset.metadata.max.bytes). [EZPOLL_COMMIT_METADATA_MAX_BYTES, default \(Self.defaults.commitMetadataMaxBytes)]")
     var commitMetadataMaxBytes: Int?
-    @Option(parsing: .unconditional, help: "Divide every policy duration by this (only for simulators running faster than real time). [EZPOLL_TIME_SCALE, default 1]")
+    @Option(parsing: .unconditional, help: "Divide every policy duration by this (only for simulators running faster than real time). [EZPOLL_TIME_SCALE, default \(Self.shown(Self.defaults.timeScale))]")
     var timeScale: Double?
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. [EZPOLL_LOG_LEVEL, default info]")
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. [EZPOLL_LOG_LEVEL, default \(RunSettings.defaultLogLevel.rawValue)]")
     var logLevel: String?
-    @Option(help: "Log format: text, or json (one object per line, millisecond timestamps, level, message, metadata). [EZPOLL_LOG_FORMAT, default text]")
+    @Option(help: "Log format: text, or json (one object per line, millisecond timestamps, level, message, metadata). [EZPOLL_LOG_FORMAT, default \(RunSettings.defaultLogFormat)]")
     var logFormat: String?
-    @Option(help: "Port of GET /metrics (Prometheus), /health/live and /health/ready; 0 turns it off. [EZPOLL_METRICS_PORT, default 9464]")
+    @Option(help: "Port of GET /metrics (Prometheus), /health/live and /health/ready; 0 turns it off. [EZPOLL_METRICS_PORT, default \(RunSettings.defaultMetricsPort)]")
     var metricsPort: Int?
-    @Option(help: "Address the metrics/health port binds to. [EZPOLL_METRICS_HOST, default 0.0.0.0]")
+    @Option(help: "Address the metrics/health port binds to. [EZPOLL_METRICS_HOST, default \(RunSettings.defaultMetricsHost)]")
     var metricsHost: String?
     @Option(name: .customLong("kafka-config"), parsing: .singleValue,
             help: "A librdkafka property key=value, for consumer and producer (repeatable). [EZPOLL_KAFKA_CONFIG, ';'-separated]")

@@ -15,6 +15,16 @@ struct RunSettings {
     var metricsPort: Int
     var metricsHost: String
 
+    /// The settings with no option given. `resolve` starts from the same values, and
+    /// `RunCommand`'s help shows its defaults from here, so each is written once.
+    static let defaults = PipelineSettings(profile: .ezCaptcha, brokers: "localhost:9092")
+    /// The defaults of what `PipelineSettings` does not hold, for `resolve` and the help alike.
+    static let defaultLogLevel = Logger.Level.info
+    static let defaultLogFormat = "text"
+    static let defaultRateLimitScope = "group"
+    static let defaultMetricsPort = 9464
+    static let defaultMetricsHost = "0.0.0.0"
+
     static func resolve(_ options: RunCommand, environment env: [String: String]) throws -> RunSettings {
         func string(_ flag: String?, _ name: String, _ fallback: String) -> String { flag ?? env[name] ?? fallback }
         func optionalString(_ flag: String?, _ name: String) -> String? { flag ?? env[name] }
@@ -25,15 +35,15 @@ struct RunSettings {
             return value
         }
 
-        let providerName = string(options.provider, "EZPOLL_PROVIDER", ProviderProfile.ezCaptcha.name)
+        let providerName = string(options.provider, "EZPOLL_PROVIDER", defaults.profile.name)
         guard var profile = ProviderProfile.named(providerName) else {
             throw ValidationError("unknown provider '\(providerName)'; known: \(ProviderProfile.builtins.map(\.name).joined(separator: ", "))")
         }
         if let url = optionalString(options.apiUrl, "EZPOLL_API_URL") { profile = profile.with(baseURL: url) }
 
-        let levelName = string(options.logLevel, "EZPOLL_LOG_LEVEL", "info")
+        let levelName = string(options.logLevel, "EZPOLL_LOG_LEVEL", defaultLogLevel.rawValue)
         guard let logLevel = Logger.Level(rawValue: levelName) else { throw ValidationError("unknown log level '\(levelName)'") }
-        let logFormat = string(options.logFormat, "EZPOLL_LOG_FORMAT", "text")
+        let logFormat = string(options.logFormat, "EZPOLL_LOG_FORMAT", defaultLogFormat)
         try require(["text", "json"].contains(logFormat), "--log-format must be text or json (got '\(logFormat)')")
 
         let key = try clientKey(file: optionalString(options.clientKeyFile, "EZPOLL_CLIENT_KEY_FILE"), environment: env)
@@ -43,7 +53,7 @@ struct RunSettings {
             throw ValidationError("no clientKey: set EZPOLL_CLIENT_KEY or --client-key-file (or --event-keys-only when every event carries its own)")
         }
 
-        let brokers = string(options.brokers, "EZPOLL_BROKERS", "localhost:9092")
+        let brokers = string(options.brokers, "EZPOLL_BROKERS", defaults.brokers)
         try validateBrokers(brokers)
         var settings = PipelineSettings(profile: profile, brokers: brokers)
         settings.groupID = string(options.groupId, "EZPOLL_GROUP_ID", settings.groupID)
@@ -53,7 +63,7 @@ struct RunSettings {
         }
         settings.clientKey = key
         // Raw values first: each nonsensical one is refused with the option's name.
-        let scale = try number(options.timeScale, "EZPOLL_TIME_SCALE") ?? 1
+        let scale = try number(options.timeScale, "EZPOLL_TIME_SCALE") ?? settings.timeScale
         try require(scale > 0 && scale.isFinite, "--time-scale must be > 0")
         settings.timeScale = scale
         let firstPoll = try number(options.firstPollDelay, "EZPOLL_FIRST_POLL_DELAY")
@@ -89,7 +99,7 @@ struct RunSettings {
         try require((settings.maxInFlight ?? 1) >= 1, "--max-in-flight must be at least 1 (got \(settings.maxInFlight ?? 0))")
         try require(settings.maxConcurrentCalls >= 1, "--max-concurrent-calls must be at least 1 (got \(settings.maxConcurrentCalls))")
         try require(settings.rateLimit > 0 && settings.rateLimit.isFinite, "--rate-limit must be > 0 calls per second (got \(settings.rateLimit))")
-        let scope = string(options.rateLimitScope, "EZPOLL_RATE_LIMIT_SCOPE", "group")
+        let scope = string(options.rateLimitScope, "EZPOLL_RATE_LIMIT_SCOPE", defaultRateLimitScope)
         try require(["group", "process"].contains(scope), "--rate-limit-scope must be group or process (got '\(scope)')")
         settings.shareRateLimitWithGroup = scope == "group"
         settings.maxErrorRate = try number(options.maxErrorRate, "EZPOLL_MAX_ERROR_RATE") ?? settings.maxErrorRate
@@ -134,9 +144,9 @@ struct RunSettings {
         settings.topics.solutions = string(options.solutionsTopic, "EZPOLL_SOLUTIONS_TOPIC", settings.topics.solutions)
         settings.topics.failures = string(options.failuresTopic, "EZPOLL_FAILURES_TOPIC", settings.topics.failures)
         settings.topics.deadLetters = string(options.deadLetterTopic, "EZPOLL_DEAD_LETTER_TOPIC", settings.topics.deadLetters)
-        let metricsPort = try number(options.metricsPort, "EZPOLL_METRICS_PORT") ?? 9464
+        let metricsPort = try number(options.metricsPort, "EZPOLL_METRICS_PORT") ?? defaultMetricsPort
         guard (0...65_535).contains(metricsPort) else { throw ValidationError("--metrics-port must be 0...65535 (0 = off)") }
-        let metricsHost = string(options.metricsHost, "EZPOLL_METRICS_HOST", "0.0.0.0")
+        let metricsHost = string(options.metricsHost, "EZPOLL_METRICS_HOST", defaultMetricsHost)
         return RunSettings(settings: settings, logLevel: logLevel, jsonLogs: logFormat == "json",
                            metricsPort: metricsPort, metricsHost: metricsHost)
     }

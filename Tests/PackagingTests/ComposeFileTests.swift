@@ -134,25 +134,6 @@ struct PackagingError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-@Suite("Packaging: README configuration reference")
-struct ConfigurationReferenceTests {
-    @Test("README's configuration reference names every `ezpoll run` option and EZPOLL_* variable")
-    func readmeListsEveryOption() throws {
-        let help = try Packaging.help(["run", "--help"])
-        let readme = try String(contentsOf: Packaging.repository.appendingPathComponent("README.md"), encoding: .utf8)
-        let options = Set(help.matches(of: #/(^|[\s\[,(])(--[a-z0-9][a-z0-9-]*)/#).map { String($0.output.2) })
-            .subtracting(["--help", "--version"])
-        let variables = Set(help.matches(of: #/\bEZPOLL_[A-Z0-9_]+\b/#).map { String($0.output) })
-        #expect(options.count >= 20 && variables.count >= 20, "help parsed: \(options.count) options, \(variables.count) variables")
-        for option in options.sorted() {
-            #expect(readme.contains("`\(option)`") || readme.contains("`\(option) "), "README lacks \(option)")
-        }
-        for variable in variables.sorted() {
-            #expect(readme.contains("`\(variable)`"), "README lacks \(variable)")
-        }
-    }
-}
-
 @Suite("Packaging: version")
 struct VersionTests {
     @Test("`ezpoll --version` answers with a version number")
