@@ -80,8 +80,8 @@ public final class BenchHarness: Sendable {
         settings.topics = topics
         settings.clientKey = ClientKey(key)
         settings.timeScale = timeScale
-        settings.firstPollDelay = options.firstPollDelay
-        settings.pollInterval = options.pollInterval
+        settings.firstPollDelay = options.firstPollDelay.map { .seconds($0) }
+        settings.pollInterval = options.pollInterval.map { .seconds($0) }
         settings.rateLimit = rateLimit
         settings.maxConcurrentCalls = options.maxConcurrentCalls
         // The bench sets the in-flight bound on purpose (the memory mode holds 200,000

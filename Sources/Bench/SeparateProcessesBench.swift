@@ -139,7 +139,9 @@ public struct SeparateProcessesBench {
         let solved = all.filter { $0.topic == topics.solutions }.count
         let calls = last.calls - first.calls
         let cpu = last.cpu - first.cpu
-        let interval = (o.pollInterval ?? 3) * 1000 / o.timeScale
+        // The child `ezpoll run` polls with ez-captcha's profile unless told otherwise.
+        let profile = ProviderProfile.ezCaptcha
+        let interval = (o.pollInterval ?? profile.defaultPollInterval.inSeconds) * 1000 / o.timeScale
         let onSchedule = last.detectionP99 * 1000 / o.timeScale <= interval + 1000 / o.timeScale
         let keptUp = Double(steady.count) / window >= 0.95 * o.rate && book.pendingCount == 0
         var report = BenchReport(
@@ -148,7 +150,7 @@ public struct SeparateProcessesBench {
                             partitions: o.partitions, maxConcurrentCalls: o.maxConcurrentCalls,
                             httpConnections: o.maxConnections ?? o.maxConcurrentCalls, httpClient: o.httpTransport.rawValue,
                             rateLimit: o.rateLimit, maxInFlight: o.maxInFlight, pollIntervalMs: interval,
-                            firstPollDelayMs: (o.firstPollDelay ?? 5) * 1000 / o.timeScale, solveMedianAPISeconds: o.solveMedian),
+                            firstPollDelayMs: (o.firstPollDelay ?? profile.initialDelay.inSeconds) * 1000 / o.timeScale, solveMedianAPISeconds: o.solveMedian),
             throughput: .init(targetRate: o.rate, offeredRate: Double(created) / o.duration,
                               resolvedPerSecond: Double(steady.count) / window, steadyWindowSeconds: window, keptUp: keptUp,
                               created: created, resolved: all.count, solved: solved, failed: all.count - solved,

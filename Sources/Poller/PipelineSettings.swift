@@ -16,16 +16,16 @@ public struct PipelineSettings: Sendable {
     /// Simulated API seconds per real second: the policy's times are divided by it (tests,
     /// demo, bench against the simulator). 1 in production.
     public var timeScale = 1.0
-    /// API seconds; nil: the profile's.
-    public var firstPollDelay: Double?
-    public var pollInterval: Double?
-    public var resultWindow: Double?
-    /// API seconds before the window closes when polling stops; covers request latency
-    /// and clock skew, so a time scale shrinks it no further than one real second. Nil:
-    /// the profile's.
-    public var safetyMargin: Double?
+    /// On the API's clock (a time scale divides them); nil: the profile's.
+    public var firstPollDelay: Duration?
+    public var pollInterval: Duration?
+    public var resultWindow: Duration?
+    /// How long before the window closes polling stops; covers request latency and clock
+    /// skew, so a time scale shrinks it no further than one real second. Nil: the
+    /// profile's.
+    public var safetyMargin: Duration?
     public var maxPolls: Int?
-    public var banPause: Double?
+    public var banPause: Duration?
     /// The account's call budget, calls per second.
     public var rateLimit = PollingEngine.Configuration().rateLimit
     /// True: the group's members share `rateLimit`, each by its share of the input
@@ -47,10 +47,10 @@ public struct PipelineSettings: Sendable {
     public var maxErrorRate = ErrorBudget().maxErrorRate
     public var maxErrorsPerMinute = ErrorBudget().maxErrors
     public var commitMetadataMaxBytes = OffsetCommitMetadata.defaultMaxBytes
-    /// Real seconds (they bound Kafka and HTTP work, not the provider's clock); nil: the
+    /// Real time (they bound Kafka and HTTP work, not the provider's clock); nil: the
     /// pipeline's defaults (`Pipeline.Configuration`).
-    public var drainTimeout: Double?
-    public var commitInterval: Double?
+    public var drainTimeout: Duration?
+    public var commitInterval: Duration?
     /// librdkafka properties for both clients, and for one side only.
     public var kafkaProperties: [String: String] = [:]
     public var consumerProperties: [String: String] = [:]
@@ -81,16 +81,16 @@ public struct PipelineSettings: Sendable {
     public struct ProviderSettings: Sendable {
         public var profile: ProviderProfile
         public var clientKey: ClientKey?
-        /// API seconds; nil: the profile's.
-        public var firstPollDelay: Double?
-        public var pollInterval: Double?
+        /// On the API's clock; nil: the run's, then the profile's.
+        public var firstPollDelay: Duration?
+        public var pollInterval: Duration?
         /// Timings by `taskType` (exact name).
         public var taskTypes: [String: Timing] = [:]
 
         public struct Timing: Sendable, Hashable {
-            public var firstPollDelay: Double?
-            public var pollInterval: Double?
-            public init(firstPollDelay: Double? = nil, pollInterval: Double? = nil) {
+            public var firstPollDelay: Duration?
+            public var pollInterval: Duration?
+            public init(firstPollDelay: Duration? = nil, pollInterval: Duration? = nil) {
                 self.firstPollDelay = firstPollDelay
                 self.pollInterval = pollInterval
             }
@@ -110,16 +110,15 @@ public struct PipelineSettings: Sendable {
     /// The polling policy on the simulated clock.
     public var policy: PollingPolicy { policy(profile, firstPollDelay: firstPollDelay, pollInterval: pollInterval) }
 
-    /// A profile's policy with these timings (API seconds; nil: the profile's), on the simulated clock.
-    func policy(_ profile: ProviderProfile, firstPollDelay: Double?, pollInterval: Double?) -> PollingPolicy {
+    /// A profile's policy with these timings (nil: the profile's), on the simulated clock.
+    func policy(_ profile: ProviderProfile, firstPollDelay: Duration?, pollInterval: Duration?) -> PollingPolicy {
         PollingPolicy(
             initialDelay: scaled(firstPollDelay, profile.initialDelay),
             interval: scaled(pollInterval, profile.defaultPollInterval),
             minInterval: scaled(nil, profile.minPollInterval),
             maxPolls: maxPolls ?? profile.maxPolls,
             window: scaled(resultWindow, profile.resultWindow),
-            safetyMargin: max(scaled(safetyMargin, profile.safetyMargin),
-                              .milliseconds(Int64(min(safetyMargin ?? profile.safetyMargin.inSeconds, 1) * 1_000))),
+            safetyMargin: max(scaled(safetyMargin, profile.safetyMargin), min(safetyMargin ?? profile.safetyMargin, .seconds(1))),
             backoffBase: scaled(nil, profile.backoffBase),
             backoffMax: scaled(nil, profile.backoffMax))
     }
@@ -187,14 +186,13 @@ public struct PipelineSettings: Sendable {
         var pipeline = Pipeline.Configuration(engine: engine, consumer: consumer, producer: producer)
         pipeline.topics = topics
         pipeline.shareRateLimitWithGroup = shareRateLimitWithGroup
-        if let drainTimeout { pipeline.drainTimeout = .milliseconds(Int64(drainTimeout * 1_000)) }
-        if let commitInterval { pipeline.commitInterval = .milliseconds(Int64(commitInterval * 1_000)) }
+        if let drainTimeout { pipeline.drainTimeout = drainTimeout }
+        if let commitInterval { pipeline.commitInterval = commitInterval }
         return pipeline
     }
 
-    /// `value` API seconds (or `fallback`), on the simulated clock.
-    private func scaled(_ value: Double?, _ fallback: Duration) -> Duration {
-        let base = value.map { Duration.milliseconds(Int64($0 * 1_000)) } ?? fallback
-        return .milliseconds(Int64((Double(base.milliseconds) / timeScale).rounded()))
+    /// `value` (or `fallback`), from the API's clock to the simulated one.
+    private func scaled(_ value: Duration?, _ fallback: Duration) -> Duration {
+        .milliseconds(Int64((Double((value ?? fallback).milliseconds) / timeScale).rounded()))
     }
 }

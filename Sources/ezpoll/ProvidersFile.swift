@@ -67,10 +67,11 @@ enum ProvidersFile {
                 throw ValidationError("--providers-file: '\(name)': firstPollDelay must be >= 0 and pollInterval > 0 seconds")
             }
             var settings = PipelineSettings.ProviderSettings(profile: profile, clientKey: try key(provider, name: name, environment: env))
-            settings.firstPollDelay = provider.firstPollDelay
-            settings.pollInterval = provider.pollInterval
+            settings.firstPollDelay = provider.firstPollDelay.map { .seconds($0) }
+            settings.pollInterval = provider.pollInterval.map { .seconds($0) }
             settings.taskTypes = (provider.taskTypes ?? [:]).mapValues {
-                PipelineSettings.ProviderSettings.Timing(firstPollDelay: $0.firstPollDelay, pollInterval: $0.pollInterval)
+                PipelineSettings.ProviderSettings.Timing(firstPollDelay: $0.firstPollDelay.map { .seconds($0) },
+                                                         pollInterval: $0.pollInterval.map { .seconds($0) })
             }
             return settings
         }

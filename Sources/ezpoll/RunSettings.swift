@@ -76,10 +76,11 @@ struct RunSettings {
         let windowSeconds = window ?? profile.resultWindow.inSeconds
         try require(margin >= 0 && margin < windowSeconds,
                     "--safety-margin must be >= 0 and below --result-window (\(margin) against \(windowSeconds) seconds)")
-        (settings.firstPollDelay, settings.pollInterval, settings.resultWindow, settings.safetyMargin) = (firstPoll, interval, window, margin)
+        (settings.firstPollDelay, settings.pollInterval) = (firstPoll.map { .seconds($0) }, interval.map { .seconds($0) })
+        (settings.resultWindow, settings.safetyMargin) = (window.map { .seconds($0) }, .seconds(margin))
         settings.maxPolls = try number(options.maxPolls, "EZPOLL_MAX_POLLS")
         try require((settings.maxPolls ?? 1) >= 1, "--max-polls must be at least 1")
-        settings.banPause = try number(options.banPause, "EZPOLL_BAN_PAUSE")
+        settings.banPause = try number(options.banPause, "EZPOLL_BAN_PAUSE").map { .seconds($0) }
 
         settings.maxInFlight = try number(options.maxInFlight, "EZPOLL_MAX_IN_FLIGHT")
         settings.maxConcurrentCalls = try number(options.maxConcurrentCalls, "EZPOLL_MAX_CONCURRENT_CALLS") ?? settings.maxConcurrentCalls
@@ -136,10 +137,11 @@ struct RunSettings {
 
         settings.commitMetadataMaxBytes = try number(options.commitMetadataMaxBytes, "EZPOLL_COMMIT_METADATA_MAX_BYTES") ?? settings.commitMetadataMaxBytes
         try require(settings.commitMetadataMaxBytes >= 0, "--commit-metadata-max-bytes must be >= 0 (0 = commit the watermark only)")
-        settings.drainTimeout = try number(options.drainTimeout, "EZPOLL_DRAIN_TIMEOUT")
-        settings.commitInterval = try number(options.commitInterval, "EZPOLL_COMMIT_INTERVAL")
-        try require(settings.drainTimeout.map { $0 >= 0 && $0.isFinite } ?? true, "--drain-timeout must be >= 0 seconds")
-        try require(settings.commitInterval.map { $0 > 0 && $0 <= 60 } ?? true, "--commit-interval must be > 0 and <= 60 seconds")
+        let drain = try number(options.drainTimeout, "EZPOLL_DRAIN_TIMEOUT")
+        let commit = try number(options.commitInterval, "EZPOLL_COMMIT_INTERVAL")
+        try require(drain.map { $0 >= 0 && $0.isFinite } ?? true, "--drain-timeout must be >= 0 seconds")
+        try require(commit.map { $0 > 0 && $0 <= 60 } ?? true, "--commit-interval must be > 0 and <= 60 seconds")
+        (settings.drainTimeout, settings.commitInterval) = (drain.map { .seconds($0) }, commit.map { .seconds($0) })
         settings.topics.input = string(options.inputTopic, "EZPOLL_INPUT_TOPIC", settings.topics.input)
         settings.topics.solutions = string(options.solutionsTopic, "EZPOLL_SOLUTIONS_TOPIC", settings.topics.solutions)
         settings.topics.failures = string(options.failuresTopic, "EZPOLL_FAILURES_TOPIC", settings.topics.failures)

@@ -10,12 +10,12 @@ struct PipelineSettingsTests {
     @Test func theInFlightBoundFollowsTheShortestIntervalInUse() {
         var settings = PipelineSettings(profile: .ezCaptcha, brokers: "127.0.0.1:9092")
         settings.rateLimit = 100
-        settings.pollInterval = 3
+        settings.pollInterval = .seconds(3)
         #expect(settings.budgetedInFlight == 600, "2 x 100/s x 3 s")
         #expect(settings.configuration.engine.maxInFlight == 600)
 
         var capsolver = PipelineSettings.ProviderSettings(profile: .capsolver)
-        capsolver.taskTypes["ImageToTextTask"] = .init(pollInterval: 0.5)
+        capsolver.taskTypes["ImageToTextTask"] = .init(pollInterval: .milliseconds(500))
         settings.providers = [PipelineSettings.ProviderSettings(profile: .ezCaptcha), capsolver]
         #expect(settings.shortestPollInterval == .milliseconds(500))
         #expect(settings.budgetedInFlight == 100, "2 x 100/s x 0.5 s")
