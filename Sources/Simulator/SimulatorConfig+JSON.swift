@@ -8,7 +8,7 @@ extension SimulatorConfig {
         let base = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self))
         let patch = try JSONSerialization.jsonObject(with: Data(bytes))
         guard var baseObject = base as? [String: Any], let patchObject = patch as? [String: Any] else {
-            throw SimulatorError(.badConfig, "configuration must be a JSON object")
+            throw SimulatorError.badConfig("configuration must be a JSON object")
         }
         SimulatorConfig.deepMerge(&baseObject, patchObject)
         let merged = try JSONSerialization.data(withJSONObject: baseObject)
@@ -16,15 +16,15 @@ extension SimulatorConfig {
         do {
             config = try JSONDecoder().decode(SimulatorConfig.self, from: merged)
         } catch {
-            throw SimulatorError(.badConfig, "invalid configuration: \(error)")
+            throw SimulatorError.badConfig("invalid configuration: \(error)")
         }
         try config.validate()
         return config
     }
 
-    /// Throws `SimulatorError(.badConfig)` for values the simulator cannot run with.
+    /// Throws `SimulatorError.badConfig` for values the simulator cannot run with.
     public func validate() throws {
-        func fail(_ message: String) throws -> Never { throw SimulatorError(.badConfig, message) }
+        func fail(_ message: String) throws -> Never { throw SimulatorError.badConfig(message) }
         if !(timeScale > 0 && timeScale.isFinite) { try fail("timeScale must be a positive number") }
         if solveTime.min > solveTime.max { try fail("solveTime.min is above solveTime.max") }
         if !(resultWindow >= 0) { try fail("resultWindow must not be negative") }

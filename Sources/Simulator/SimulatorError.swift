@@ -1,23 +1,15 @@
-/// The simulator's error type, with stable codes.
-public struct SimulatorError: Error, Sendable, Hashable, CustomStringConvertible {
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
-        public let rawValue: String
-        private init(_ rawValue: String) { self.rawValue = rawValue }
-        public var description: String { rawValue }
+/// Why the simulator refused a configuration or could not start.
+public enum SimulatorError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A configuration patch that is not valid.
+    case badConfig(String)
+    /// The server could not bind or start.
+    case startFailed(String)
 
-        /// A configuration patch that is not valid.
-        public static let badConfig = Code("SIM_BAD_CONFIG")
-        /// The server could not bind or start.
-        public static let startFailed = Code("SIM_START_FAILED")
+    /// The stable code, then the reason.
+    public var description: String {
+        switch self {
+        case .badConfig(let message): return "SIM_BAD_CONFIG: \(message)"
+        case .startFailed(let message): return "SIM_START_FAILED: \(message)"
+        }
     }
-
-    public let code: Code
-    public let message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { "\(code.rawValue): \(message)" }
 }

@@ -70,11 +70,11 @@ public final class SimulatorServer: Sendable {
         do {
             channel = try await bootstrap.bind(host: host, port: port).get()
         } catch {
-            throw SimulatorError(.startFailed, "cannot listen on \(host):\(port): \(error)")
+            throw SimulatorError.startFailed("cannot listen on \(host):\(port): \(error)")
         }
         guard let boundPort = channel.localAddress?.port else {
             try? await channel.close()
-            throw SimulatorError(.startFailed, "no local address after bind")
+            throw SimulatorError.startFailed("no local address after bind")
         }
         return SimulatorServer(host: host, port: boundPort, engine: engine, serverChannel: channel, children: children)
     }
