@@ -1,4 +1,5 @@
 import Poller
+import Simulator
 import TaskAPI
 
 /// What one bench run measures and with what load, typed (`ezpoll bench` fills it from
@@ -22,8 +23,8 @@ public struct BenchOptions: Sendable {
     /// API seconds; nil: the profile's.
     public var pollInterval: Double?
     public var firstPollDelay: Double?
-    public var solveMedian = 15.0
-    public var solveSigma = 0.7
+    public var solveMedian = SimulatorConfig.SolveTimeDistribution.standard.median
+    public var solveSigma = SimulatorConfig.SolveTimeDistribution.standard.sigma
     public var inFlightTarget: Int?
     public var idleSeconds: Double?
     /// Run broker, simulator and pipeline as processes of their own (`ezpoll bench --separate-processes`).

@@ -48,20 +48,26 @@ public struct SimulatorConfig: Sendable, Hashable, Codable {
     /// Solve times: lognormal (median, sigma of ln) or fixed (= median),
     /// clipped to [min, max].
     public struct SolveTimeDistribution: Sendable, Hashable, Codable {
-        public var kind: Kind = .lognormal
-        public var median: Double = 15
-        public var sigma: Double = 0.7
-        public var min: Double = 2
-        public var max: Double = 120
+        /// The simulator's, the bench's and the demo's solve times unless told otherwise.
+        /// Default: lognormal, median 15 s, sigma 0.7, clipped to [2, 120] s.
+        public static let standard = SolveTimeDistribution(kind: .lognormal, median: 15, sigma: 0.7, min: 2, max: 120)
+
+        public var kind: Kind
+        public var median: Double
+        public var sigma: Double
+        public var min: Double
+        public var max: Double
 
         public enum Kind: String, Sendable, Hashable, Codable {
             case lognormal
             case fixed
         }
 
-        public init() {}
+        public init() { self = .standard }
 
-        public init(kind: Kind = .lognormal, median: Double = 15, sigma: Double = 0.7, min: Double = 2, max: Double = 120) {
+        /// Unset parts are the `standard` one's.
+        public init(kind: Kind = standard.kind, median: Double = standard.median, sigma: Double = standard.sigma,
+                    min: Double = standard.min, max: Double = standard.max) {
             self.kind = kind
             self.median = median
             self.sigma = sigma

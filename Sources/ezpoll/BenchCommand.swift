@@ -52,9 +52,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Policy: API seconds from creation to the first poll (default: the profile's, 5).")
     var firstPollDelay: Double?
     @Option(help: "Median solve time, API seconds (lognormal).")
-    var solveMedian: Double = 15
+    var solveMedian: Double = BenchOptions().solveMedian
     @Option(help: "Sigma of ln(solve time).")
-    var solveSigma: Double = 0.7
+    var solveSigma: Double = BenchOptions().solveSigma
     @Option(help: "Memory mode: hold this many tasks in flight (long solve times, time scale 1) and report RSS per task.")
     var inFlightTarget: Int?
     @Option(help: "Idle mode: measure the CPU of an idle pipeline over this many seconds.")

@@ -31,16 +31,16 @@ struct SimulateCommand: AsyncParsableCommand {
     var seed: UInt64 = 1
 
     @Option(name: .customLong("median"), help: "Median solve time (API s) of the lognormal distribution.")
-    var median: Double = 15
+    var median: Double = SimulatorConfig.SolveTimeDistribution.standard.median
 
     @Option(name: .customLong("sigma"), help: "Sigma of ln(solve time).")
-    var sigma: Double = 0.7
+    var sigma: Double = SimulatorConfig.SolveTimeDistribution.standard.sigma
 
     @Option(name: .customLong("min-solve"), help: "Shortest solve time (API s).")
-    var minSolve: Double = 2
+    var minSolve: Double = SimulatorConfig.SolveTimeDistribution.standard.min
 
     @Option(name: .customLong("max-solve"), help: "Longest solve time (API s).")
-    var maxSolve: Double = 120
+    var maxSolve: Double = SimulatorConfig.SolveTimeDistribution.standard.max
 
     @Option(name: .customLong("unsolvable"), help: "Fraction of tasks that end ERROR_CAPTCHA_UNSOLVABLE.")
     var unsolvableFraction: Double = 0
