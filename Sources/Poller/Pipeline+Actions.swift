@@ -62,11 +62,16 @@ extension Pipeline {
             switch action {
             case .publishSolution(let handle, let message):
                 counters.solved()
-                metrics.finished(failure: nil, createdAt: message.context.createdAt, now: WallClock.now())
+                let now = WallClock.now()
+                metrics.finished(failure: nil, createdAt: message.context.createdAt, now: now)
+                metrics.solutionPublished(expiresAt: message.expiresAt, now: now)
+                metrics.taskEnded(provider: message.context.provider, taskType: message.context.taskType, polls: message.polls,
+                                  receipt: message.receipt)
                 await publish(.task(handle), record(message.context.taskId, message.jsonBytes(), configuration.topics.solutions, .solution))
             case .publishFailure(let handle, let message):
                 counters.failed(message.reason)
                 metrics.finished(failure: message.reason, createdAt: message.context.createdAt, now: WallClock.now())
+                metrics.taskEnded(provider: message.context.provider, taskType: message.context.taskType, polls: message.polls, receipt: nil)
                 await publish(.task(handle), record(message.context.taskId, message.jsonBytes(), configuration.topics.failures, .failure))
             case .publishDeadLetter(let token, let message):
                 counters.deadLettered(message.reason.code)

@@ -150,7 +150,8 @@ public struct PipelineSettings: Sendable {
                 taskTypePolicies: provider.taskTypes.mapValues {
                     policy(provider.profile, firstPollDelay: $0.firstPollDelay ?? base.0, pollInterval: $0.pollInterval ?? base.1)
                 },
-                defaultClientKey: provider.clientKey ?? clientKey)
+                defaultClientKey: provider.clientKey ?? clientKey,
+                tokenLifetimes: scaled(provider.profile.tokenLifetimes))
         }
     }
 
@@ -171,6 +172,7 @@ public struct PipelineSettings: Sendable {
         engine.maxConcurrentCalls = maxConcurrentCalls
         engine.rateLimit = rateLimit
         engine.banDuration = scaled(banPause, profile.ipBanPause)
+        engine.tokenLifetimes = scaled(profile.tokenLifetimes)
         engine.providers = routes
         if let first = engine.providers.first {
             engine.defaultProvider = first.name
@@ -189,6 +191,11 @@ public struct PipelineSettings: Sendable {
         if let drainTimeout { pipeline.drainTimeout = drainTimeout }
         if let commitInterval { pipeline.commitInterval = commitInterval }
         return pipeline
+    }
+
+    /// Token lifetimes from the API's clock to the simulated one.
+    private func scaled(_ lifetimes: TokenLifetimes) -> TokenLifetimes {
+        TokenLifetimes(lifetimes.rules.map { .init($0.match, scaled($0.lifetime, $0.lifetime)) })
     }
 
     /// `value` (or `fallback`), from the API's clock to the simulated one.

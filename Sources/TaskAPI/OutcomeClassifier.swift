@@ -75,7 +75,7 @@ public enum OutcomeClassifier {
                 return .failed(.transient(.badBody, retryAfter: retryAfter), code: TaskOutcome.LocalCode.badBody,
                                description: "status ready without a solution")
             }
-            return .ready(solution: solution)
+            return .ready(solution: solution, receipt: response.receipt)
         case .other(let text):
             return .failed(.transient(.badBody, retryAfter: retryAfter), code: TaskOutcome.LocalCode.badBody,
                            description: "unknown status '\(text.prefix(64))'")

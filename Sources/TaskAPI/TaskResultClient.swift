@@ -269,7 +269,7 @@ public final class TaskResultClient: Sendable {
     static func summary(_ outcome: TaskOutcome) -> String {
         switch outcome {
         case .processing: return "processing"
-        case .ready(let solution): return "ready(\(solution.bytes.count) bytes)"
+        case .ready(let solution, _): return "ready(\(solution.bytes.count) bytes)"
         case .failed(let failureClass, let code, _, _): return "failed(\(failureClass), \(code))"
         }
     }

@@ -29,6 +29,8 @@ public struct ProviderProfile: Sendable, Hashable {
     public var backoffMax: Duration
     /// Provider-specific codes; they override `ErrorCodeClass.common`.
     public var extraErrorCodes: [String: ErrorCodeClass]
+    /// How long a solved token stays usable, by task type (`expiresAt` in solutions).
+    public var tokenLifetimes: TokenLifetimes
 
     public init(
         name: String,
@@ -42,7 +44,8 @@ public struct ProviderProfile: Sendable, Hashable {
         safetyMargin: Duration = .seconds(5),
         backoffBase: Duration = .seconds(3),
         backoffMax: Duration = .seconds(30),
-        extraErrorCodes: [String: ErrorCodeClass] = [:]
+        extraErrorCodes: [String: ErrorCodeClass] = [:],
+        tokenLifetimes: TokenLifetimes = .standard
     ) {
         self.name = name
         self.baseURL = baseURL
@@ -56,6 +59,7 @@ public struct ProviderProfile: Sendable, Hashable {
         self.backoffBase = backoffBase
         self.backoffMax = backoffMax
         self.extraErrorCodes = extraErrorCodes
+        self.tokenLifetimes = tokenLifetimes
     }
 
     /// The class of a provider `errorCode`: the profile's extra codes first,

@@ -3,8 +3,9 @@
 public enum TaskOutcome: Sendable, Hashable {
     /// Not solved yet (`processing`, or capsolver's `idle`): poll again later.
     case processing
-    /// Solved; `solution` is the provider's object, byte for byte.
-    case ready(solution: RawJSON)
+    /// Solved; `solution` is the provider's object, byte for byte; `receipt` what the
+    /// answer said about the solve (cost, times), if anything.
+    case ready(solution: RawJSON, receipt: SolveReceipt = SolveReceipt())
     /// Anything else. `code` is the provider's `errorCode` as sent, or one of
     /// `TaskOutcome.LocalCode` for failures that carry no provider code; `errorId`
     /// is the provider's non-zero `errorId` when the failure came from an API answer.

@@ -23,6 +23,8 @@ public struct TaskResultResponse: Sendable, Hashable {
     public var solution: RawJSON?
     /// The echoed task id, if any (a string, or an integer's digits).
     public var taskId: String?
+    /// `cost`, `createTime`, `endTime`, `solveCount`, when sent (malformed ones are left out).
+    public var receipt = SolveReceipt()
 
     public init(errorId: String = "0", errorCode: String? = nil, errorDescription: String? = nil,
                 status: Status? = nil, solution: RawJSON? = nil, taskId: String? = nil) {
@@ -80,11 +82,35 @@ public struct TaskResultResponse: Sendable, Hashable {
                 case .number: response.taskId = String(decoding: bytes[member.range], as: UTF8.self)
                 default: response.taskId = nil
                 }
+            case "cost":
+                // A number or a string of one; anything else is not a price.
+                let text = member.kind == .string ? try JSONScanner.decodeString(bytes, member.range)
+                    : member.kind == .number ? String(decoding: bytes[member.range], as: UTF8.self) : ""
+                response.receipt.cost = SolveReceipt.isDecimal(text) ? text : nil
+            case "createTime":
+                response.receipt.createTime = integer(bytes, member)
+            case "endTime":
+                response.receipt.endTime = integer(bytes, member)
+            case "solveCount":
+                response.receipt.solveCount = integer(bytes, member).flatMap { Int(exactly: $0) }
             default:
-                continue // cost, ip, createTime, endTime, solveCount, ...
+                continue // ip, ...
             }
         }
         return response
+    }
+
+    /// A non-negative integer, as a number or a string of digits (`"solveCount":"1"`), else
+    /// nil: telemetry fields never fail a decode.
+    private static func integer(_ bytes: [UInt8], _ member: JSONMember) -> Int64? {
+        guard member.range.count <= 20 else { return nil }
+        let text: String
+        switch member.kind {
+        case .number: text = String(decoding: bytes[member.range], as: UTF8.self)
+        case .string: text = (try? JSONScanner.decodeString(bytes, member.range)) ?? ""
+        default: return nil
+        }
+        return Int64(text).flatMap { $0 >= 0 ? $0 : nil }
     }
 
     static func isZero(_ errorId: String) -> Bool {

@@ -55,6 +55,9 @@ struct RunCommand: AsyncParsableCommand {
     var httpClient: String?
     @Option(help: "Egress proxy for the provider calls, http://[user:password@]host:port (HTTP CONNECT tunnel), or none; without it HTTPS_PROXY / HTTP_PROXY by the provider's scheme. NO_PROXY hosts are reached directly. [EZPOLL_PROXY]")
     var proxy: String?
+    @Option(name: .customLong("token-lifetime"), parsing: .singleValue,
+            help: "Seconds a solved token of the task types containing TEXT (any case) stays usable, as TEXT=SECONDS (repeatable; the first match wins, before the defaults \(RunSettings.shown(TokenLifetimes.standard))): sets expiresAt in solutions. [EZPOLL_TOKEN_LIFETIMES, ';'-separated]")
+    var tokenLifetime: [String] = []
     @Option(parsing: .unconditional, help: "Largest getTaskResult answer body in bytes; a longer one fails the call (transient) and closes its connection. The head, 1xx answers, chunk framing and trailers are limited to 16 KiB besides. [EZPOLL_MAX_RESPONSE_BYTES, default \(Self.defaults.maxResponseBytes)]")
     var maxResponseBytes: Int?
     @Option(parsing: .unconditional, help: "Most getTaskResult calls per second for the key, all tasks together; shared by the group's members (see --rate-limit-scope). [EZPOLL_RATE_LIMIT, default \(Self.shown(Self.defaults.rateLimit))]")

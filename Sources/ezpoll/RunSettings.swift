@@ -94,6 +94,12 @@ struct RunSettings {
         } catch {
             throw ValidationError("--proxy: \(error)")
         }
+        let lifetimes = try tokenLifetimes(options.tokenLifetime.isEmpty
+            ? (env["EZPOLL_TOKEN_LIFETIMES"] ?? "").split(separator: ";").map(String.init) : options.tokenLifetime)
+        settings.profile.tokenLifetimes = lifetimes.overriding(settings.profile.tokenLifetimes)
+        for index in settings.providers.indices {
+            settings.providers[index].profile.tokenLifetimes = lifetimes.overriding(settings.providers[index].profile.tokenLifetimes)
+        }
         settings.maxResponseBytes = try number(options.maxResponseBytes, "EZPOLL_MAX_RESPONSE_BYTES") ?? settings.maxResponseBytes
         try require(settings.maxResponseBytes >= 1024, "--max-response-bytes must be at least 1024 (got \(settings.maxResponseBytes))")
         settings.rateLimit = try number(options.rateLimit, "EZPOLL_RATE_LIMIT") ?? settings.rateLimit
@@ -176,6 +182,22 @@ struct RunSettings {
 
     /// The default clientKey: the file if one is named, else EZPOLL_CLIENT_KEY, else none
     /// (then every event must carry its own).
+    /// Lifetime rules as `--token-lifetime` takes them, for the help.
+    static func shown(_ lifetimes: TokenLifetimes) -> String {
+        lifetimes.rules.map { "\($0.match)=\($0.lifetime.components.seconds)" }.joined(separator: ", ")
+    }
+
+    /// `TEXT=SECONDS` rules for `--token-lifetime` / `EZPOLL_TOKEN_LIFETIMES`.
+    static func tokenLifetimes(_ rules: [String]) throws -> TokenLifetimes {
+        TokenLifetimes(try rules.map { rule in
+            let parts = rule.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty, let seconds = Double(parts[1]), seconds > 0, seconds.isFinite else {
+                throw ValidationError("--token-lifetime must be TEXT=SECONDS with SECONDS > 0 (got '\(rule)')")
+            }
+            return TokenLifetimes.Rule(parts[0], .seconds(seconds))
+        })
+    }
+
     static func clientKey(file: String?, environment env: [String: String]) throws -> ClientKey? {
         if let file {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {

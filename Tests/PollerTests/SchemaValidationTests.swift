@@ -39,7 +39,11 @@ import Testing
                 }
                 context.source.offset = Int64(i * 1_000_000_000_000 + j)
                 let solution = try #require(RawJSON(validatingObject: solutions[(i + j) % solutions.count]))
-                samples.append(Sample(schema: .solution, bytes: SolutionMessage(context: context, solution: solution, polls: i + j, resolvedAt: t(Double(i * 10 + j))).jsonBytes(), valid: true))
+                let expiresAt = j % 2 == 0 ? t(Double(i * 10 + j) + 120) : nil
+                let receipt = j % 2 == 0 ? SolveReceipt(cost: "0.001500", createTime: 1472205564, endTime: 1472205570, solveCount: 0) : nil
+                samples.append(Sample(schema: .solution, bytes: SolutionMessage(context: context, solution: solution, polls: i + j,
+                                                                                resolvedAt: t(Double(i * 10 + j)), expiresAt: expiresAt,
+                                                                                receipt: receipt).jsonBytes(), valid: true))
                 for reason in FailureReason.allCases {
                     let fromAPI = reason == .taskError || reason == .accountError || reason == .taskNotFound
                     let message = FailureMessage(

@@ -21,6 +21,12 @@ struct ClientAgainstSimulatorTests {
             #expect(solution.bytes == SimulatorResponses.solution(taskId: done))
             #expect(solution.text.contains("caf\\u00e9 ✓"))
             #expect(solution.text.contains("0.90000000000000002"))
+            // The simulator answers as anti-captcha does: price, times, solveCount.
+            if case .ready(_, let receipt) = outcome {
+                #expect(receipt.cost == "0.00100")
+                #expect(receipt.solveCount == 1)
+                #expect(receipt.providerSolveTime == .zero, "solved at once")
+            }
         }
     }
 

@@ -67,7 +67,7 @@ struct HostileProviderTests {
         for mode in Mode.allCases {
             let taskId = "\(mode.rawValue).once.1"
             let second = await client.getTaskResult(taskId: taskId, clientKey: key)
-            guard case .ready(let solution) = second else {
+            guard case .ready(let solution, _) = second else {
                 Issue.record("\(mode.rawValue) over \(transport.rawValue): second poll \(second)")
                 continue
             }

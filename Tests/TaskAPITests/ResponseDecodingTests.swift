@@ -160,7 +160,7 @@ struct ResponseDecodingTests {
         switch (c.expect, outcome) {
         case (.processing, .processing):
             break
-        case (.ready(let expected), .ready(let solution)):
+        case (.ready(let expected), .ready(let solution, _)):
             #expect(solution.bytes == Array(expected.utf8), "\(c.name)")
         case (.failed(let expectedClass, let expectedCode), .failed(let failureClass, let code, _, _)):
             #expect(failureClass == expectedClass, "\(c.name)")
@@ -168,6 +168,28 @@ struct ResponseDecodingTests {
         default:
             Issue.record("\(c.name): expected \(c.expect), got \(outcome)")
         }
+    }
+
+    /// cost, createTime, endTime and solveCount come along with a solution; malformed ones
+    /// are left out and never fail the answer.
+    @Test func theReceiptOfASolveIsReadWhenSentAndNeverFailsTheAnswer() throws {
+        let anti = try TaskResultResponse.decode(Array(#"{"errorId":0,"status":"ready","solution":{"text":"x"},"cost":"0.001500","ip":"46.98.54.221","createTime":1472205564,"endTime":1472205570,"solveCount":0}"#.utf8))
+        #expect(anti.receipt == SolveReceipt(cost: "0.001500", createTime: 1472205564, endTime: 1472205570, solveCount: 0))
+        #expect(anti.receipt.providerSolveTime == .seconds(6))
+        #expect(anti.receipt.costValue == 0.0015)
+        let numeric = try TaskResultResponse.decode(Array(#"{"errorId":0,"status":"ready","solution":{},"cost":0.002,"solveCount":"1"}"#.utf8))
+        #expect(numeric.receipt.cost == "0.002")
+        #expect(numeric.receipt.solveCount == 1, "a count sent as a string of digits")
+        let odd = try TaskResultResponse.decode(Array(#"{"errorId":0,"status":"ready","solution":{},"cost":"1e3; drop","createTime":"soon","endTime":-5,"solveCount":1.5}"#.utf8))
+        #expect(odd.receipt.isEmpty, "\(odd.receipt)")
+        let backwards = SolveReceipt(createTime: 1472205570, endTime: 1472205564)
+        #expect(backwards.providerSolveTime == nil, "an end before its start is no solve time")
+        let outcome = OutcomeClassifier.classify(status: 200, headers: HTTPHeaders(), body: Array(#"{"errorId":0,"status":"ready","solution":{"t":1},"cost":"0.1"}"#.utf8), profile: .antiCaptcha)
+        guard case .ready(_, let receipt) = outcome else {
+            Issue.record("expected ready, got \(outcome)")
+            return
+        }
+        #expect(receipt.cost == "0.1")
     }
 
     @Test func decodesTaskIdsOfBothShapes() throws {

@@ -48,7 +48,7 @@ func expectFailed(_ outcome: TaskOutcome, _ expected: FailureClass, _ code: Stri
 /// Checks the outcome is ready and returns its solution.
 @discardableResult
 func expectReady(_ outcome: TaskOutcome, sourceLocation: SourceLocation = #_sourceLocation) -> RawJSON? {
-    guard case .ready(let solution) = outcome else {
+    guard case .ready(let solution, _) = outcome else {
         Issue.record("expected ready, got \(outcome)", sourceLocation: sourceLocation)
         return nil
     }

@@ -25,6 +25,11 @@ public final class PipelineMetrics: Sendable {
         public static let resultsPublished = "ezpoll_results_published_total"
         public static let publishErrors = "ezpoll_publish_errors_total"
         public static let creationToResult = "ezpoll_creation_to_result_seconds"
+        public static let tokenLifeLeft = "ezpoll_solution_token_life_left_seconds"
+        public static let expiredSolutions = "ezpoll_solutions_expired_total"
+        public static let spend = "ezpoll_spend_total"
+        public static let providerSolveTime = "ezpoll_provider_solve_seconds"
+        public static let pollsPerTask = "ezpoll_polls_per_task"
         public static let ipBans = "ezpoll_ip_bans_total"
         public static let accountsDisabledTotal = "ezpoll_accounts_disabled_total"
         public static let kafkaClientEvents = "ezpoll_kafka_client_events_total"
@@ -88,6 +93,8 @@ public final class PipelineMetrics: Sendable {
     private let httpRequestDuration: [OutcomeClass: Timer]
     private let solvedLatency: Timer
     private let failedLatency: Timer
+    private let tokenLifeLeft: Timer
+    private let expiredSolutions: Counter
     private let ipBans: Counter
     private let accountsDisabledTotal: Counter
     let tasksInFlight: Gauge
@@ -130,6 +137,17 @@ public final class PipelineMetrics: Sendable {
         var lastCallSample: (calls: Int, at: ContinuousClock.Instant)?
         /// The engine's poll-lateness histogram at the last scrape (rendered at export).
         var pollLateness = PollLateness()
+        /// Spend and polls per task by provider and task type, solve time by provider.
+        var spend: [TaskTypeLabels: FloatingPointCounter] = [:]
+        var pollsPerTask: [TaskTypeLabels: Recorder] = [:]
+        var providerSolveTime: [String: Timer] = [:]
+        var taskTypeLabels: Set<String> = []
+    }
+
+    struct TaskTypeLabels: Hashable {
+        var provider: String
+        var taskType: String
+        var dimensions: [(String, String)] { [("provider", provider), ("task_type", taskType)] }
     }
 
     private let mutable = NIOLockedValueBox(Mutable())
@@ -139,6 +157,23 @@ public final class PipelineMetrics: Sendable {
         .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
         .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2_500), .seconds(5), .seconds(10), .seconds(30),
     ]
+    /// Buckets of `ezpoll_solution_token_life_left_seconds`: what is left of a token's
+    /// lifetime (120 s for reCAPTCHA, 300 s for Turnstile) when its solution is published.
+    public static let tokenLifeLeftBuckets: [Duration] = [
+        .seconds(1), .seconds(5), .seconds(10), .seconds(20), .seconds(30), .seconds(60), .seconds(90),
+        .seconds(110), .seconds(120), .seconds(180), .seconds(240), .seconds(290), .seconds(300),
+    ]
+    /// Buckets of `ezpoll_provider_solve_seconds` (the provider's own clock, whole seconds).
+    public static let providerSolveBuckets: [Duration] = [
+        .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(15), .seconds(20), .seconds(30), .seconds(45),
+        .seconds(60), .seconds(90), .seconds(120), .seconds(180), .seconds(300),
+    ]
+    /// Buckets of `ezpoll_polls_per_task`.
+    public static let pollsPerTaskBuckets: [Double] = [1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 60, 120]
+    /// Most distinct `task_type` label values; later task types count as `other`, so a
+    /// producer sending free-form task types cannot grow the exposition without end.
+    public static let maxTaskTypeLabels = 32
+
     /// Buckets of `ezpoll_creation_to_result_seconds` (results come in 10–80 s; the window is 300 s).
     public static let creationToResultBuckets: [Duration] = [
         .milliseconds(100), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(15),
@@ -152,7 +187,10 @@ public final class PipelineMetrics: Sendable {
         factory.durationHistogramBuckets = [
             Name.httpRequestDuration: Self.httpBuckets,
             Name.creationToResult: Self.creationToResultBuckets,
+            Name.tokenLifeLeft: Self.tokenLifeLeftBuckets,
+            Name.providerSolveTime: Self.providerSolveBuckets,
         ]
+        factory.valueHistogramBuckets = [Name.pollsPerTask: Self.pollsPerTaskBuckets]
         self.factory = factory
         func counter(_ name: String, _ dimensions: [(String, String)] = []) -> Counter {
             Counter(label: name, dimensions: dimensions, factory: factory)
@@ -178,6 +216,8 @@ public final class PipelineMetrics: Sendable {
         })
         solvedLatency = Timer(label: Name.creationToResult, dimensions: [("result", "solved")], factory: factory)
         failedLatency = Timer(label: Name.creationToResult, dimensions: [("result", "failed")], factory: factory)
+        tokenLifeLeft = Timer(label: Name.tokenLifeLeft, factory: factory)
+        expiredSolutions = counter(Name.expiredSolutions)
         ipBans = counter(Name.ipBans)
         accountsDisabledTotal = counter(Name.accountsDisabledTotal)
         tasksInFlight = gauge(Name.tasksInFlight)
@@ -304,6 +344,54 @@ public final class PipelineMetrics: Sendable {
         }
         let milliseconds = max(0, now.millisecondsSinceEpoch - createdAt.millisecondsSinceEpoch)
         (failure == nil ? solvedLatency : failedLatency).recordMilliseconds(milliseconds)
+    }
+
+    /// A solution goes out: what is left of its token's lifetime (nothing for a task type
+    /// without a known lifetime); one whose token has expired is counted apart.
+    func solutionPublished(expiresAt: Timestamp?, now: Timestamp) {
+        guard let expiresAt else { return }
+        let left = expiresAt.millisecondsSinceEpoch - now.millisecondsSinceEpoch
+        if left <= 0 { expiredSolutions.increment() }
+        tokenLifeLeft.recordMilliseconds(max(0, left))
+    }
+
+    /// A task ended (solution or failure): its polls by provider and task type, and for a
+    /// solution what its answer said it cost and how long the provider took.
+    func taskEnded(provider: String, taskType: String?, polls: Int, receipt: SolveReceipt?) {
+        let (recorder, spend, solveTime) = withLock { m -> (Recorder, FloatingPointCounter?, Timer?) in
+            let labels = TaskTypeLabels(provider: provider, taskType: Self.taskTypeLabel(taskType, seen: &m.taskTypeLabels))
+            let recorder = Self.cached(labels, in: &m.pollsPerTask) {
+                Recorder(label: Name.pollsPerTask, dimensions: labels.dimensions, factory: factory)
+            }
+            let spend = receipt?.costValue == nil ? nil : Self.cached(labels, in: &m.spend) {
+                FloatingPointCounter(label: Name.spend, dimensions: labels.dimensions, factory: factory)
+            }
+            let solveTime = receipt?.providerSolveTime == nil ? nil : Self.cached(provider, in: &m.providerSolveTime) {
+                Timer(label: Name.providerSolveTime, dimensions: [("provider", provider)], factory: factory)
+            }
+            return (recorder, spend, solveTime)
+        }
+        recorder.record(polls)
+        if let cost = receipt?.costValue { spend?.increment(by: cost) }
+        if let time = receipt?.providerSolveTime { solveTime?.recordNanoseconds(Int64(time.components.seconds) * 1_000_000_000) }
+    }
+
+    /// The metric for `key` in `cache`, made on first use.
+    private static func cached<Key: Hashable, Metric>(_ key: Key, in cache: inout [Key: Metric], _ make: () -> Metric) -> Metric {
+        if let existing = cache[key] { return existing }
+        let made = make()
+        cache[key] = made
+        return made
+    }
+
+    /// The `task_type` label: the task type itself for the first `maxTaskTypeLabels`
+    /// seen, then `other`; `none` without one.
+    static func taskTypeLabel(_ taskType: String?, seen: inout Set<String>) -> String {
+        guard let taskType, !taskType.isEmpty else { return "none" }
+        if seen.contains(taskType) { return taskType }
+        guard seen.count < maxTaskTypeLabels else { return "other" }
+        seen.insert(taskType)
+        return taskType
     }
 
     func deadLettered(_ code: DeadLetterReason.Code) {

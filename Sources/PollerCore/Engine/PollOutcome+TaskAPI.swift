@@ -6,8 +6,8 @@ extension PollOutcome {
         switch outcome {
         case .processing:
             self = .processing
-        case .ready(let solution):
-            self = .ready(solution: solution)
+        case .ready(let solution, let receipt):
+            self = .ready(solution: solution, receipt: receipt)
         case .failed(.transient(_, let retryAfter), _, _, _):
             self = .transient(retryAfter: retryAfter)
         case .failed(.ban, _, _, _):

@@ -5,7 +5,7 @@ public enum PollOutcome: Hashable, Sendable {
     /// `status: processing` (or capsolver's `idle`).
     case processing
     /// `status: ready`; the `solution` object's raw JSON.
-    case ready(solution: RawJSON)
+    case ready(solution: RawJSON, receipt: SolveReceipt = SolveReceipt())
     /// 429, 5xx, timeout, connection error, non-JSON body, ERROR_SERVICE_UNAVALIABLE,
     /// ERROR_INTERNAL_SERVER_ERROR, ERROR_NO_SLOT_AVAILABLE. `retryAfter` (HTTP
     /// `Retry-After`, or the provider's per-task minimum for a task rate limit) is a

@@ -134,10 +134,15 @@ extension PollingEngine {
         task.phase = .waiting
         let policy = routes.policies[Int(task.policyIndex)]
         switch outcome {
-        case .ready(let solution):
+        case .ready(let solution, let receipt):
             task.phase = .publishing
             tasks[handle] = task
-            actions.append(.publishSolution(handle, SolutionMessage(context: task.context, solution: solution, polls: Int(task.polls), resolvedAt: now)))
+            // The token's clock starts when the answer is first seen ready: the provider
+            // issued it no later than that.
+            let expiresAt = routes.tokenLifetime(provider: task.context.provider, taskType: task.context.taskType).map { now + $0 }
+            actions.append(.publishSolution(handle, SolutionMessage(context: task.context, solution: solution, polls: Int(task.polls),
+                                                                    resolvedAt: now, expiresAt: expiresAt,
+                                                                    receipt: receipt.isEmpty ? nil : receipt)))
             return actions
         case .taskFailed(let error):
             actions.append(fail(handle, reason: .taskError, error: error, now: now))

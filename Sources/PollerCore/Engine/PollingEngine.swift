@@ -34,6 +34,8 @@ public struct PollingEngine: Sendable {
         /// only `defaultProvider`, with `policy` and `defaultClientKey`. With routes, events
         /// without a `provider` go to `defaultProvider`, which must be one of them.
         public var providers: [ProviderRoute] = []
+        /// Token lifetimes for `defaultProvider` when there are no `providers` (each route has its own).
+        public var tokenLifetimes = TokenLifetimes.standard
         public var maxInFlight = 10_000
         /// Lower the in-flight bound while polls start late (mean lateness above half of each
         /// task's own poll interval), raise it back while they start on time: when the process or the

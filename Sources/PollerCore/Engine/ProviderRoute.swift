@@ -11,12 +11,16 @@ public struct ProviderRoute: Sendable, Hashable {
     public var taskTypePolicies: [String: PollingPolicy]
     /// The key for this provider's events that carry none.
     public var defaultClientKey: ClientKey?
+    /// Token lifetimes by task type, on the engine's clock (`SolutionMessage.expiresAt`).
+    public var tokenLifetimes: TokenLifetimes
 
-    public init(name: String, policy: PollingPolicy, taskTypePolicies: [String: PollingPolicy] = [:], defaultClientKey: ClientKey? = nil) {
+    public init(name: String, policy: PollingPolicy, taskTypePolicies: [String: PollingPolicy] = [:], defaultClientKey: ClientKey? = nil,
+                tokenLifetimes: TokenLifetimes = .standard) {
         self.name = name
         self.policy = policy
         self.taskTypePolicies = taskTypePolicies
         self.defaultClientKey = defaultClientKey
+        self.tokenLifetimes = tokenLifetimes
     }
 }
 
@@ -28,6 +32,7 @@ struct ProviderRoutes: Sendable {
         var policyIndex: UInt8
         var taskTypeIndex: [String: UInt8]
         var defaultClientKey: ClientKey?
+        var tokenLifetimes: TokenLifetimes
     }
 
     private(set) var policies: [PollingPolicy] = []
@@ -37,7 +42,8 @@ struct ProviderRoutes: Sendable {
     /// `routes` empty: one route from the configuration's own provider, policy and key.
     init(_ configuration: PollingEngine.Configuration) {
         let routes = configuration.providers.isEmpty
-            ? [ProviderRoute(name: configuration.defaultProvider, policy: configuration.policy, defaultClientKey: configuration.defaultClientKey)]
+            ? [ProviderRoute(name: configuration.defaultProvider, policy: configuration.policy, defaultClientKey: configuration.defaultClientKey,
+                             tokenLifetimes: configuration.tokenLifetimes)]
             : configuration.providers
         names = routes.map(\.name)
         for route in routes {
@@ -45,7 +51,8 @@ struct ProviderRoutes: Sendable {
             var taskTypes: [String: UInt8] = [:]
             for (taskType, policy) in route.taskTypePolicies { taskTypes[taskType] = add(policy) }
             byName[route.name.lowercased()] = Resolved(name: route.name, policyIndex: index, taskTypeIndex: taskTypes,
-                                                       defaultClientKey: route.defaultClientKey ?? configuration.defaultClientKey)
+                                                       defaultClientKey: route.defaultClientKey ?? configuration.defaultClientKey,
+                                                       tokenLifetimes: route.tokenLifetimes)
         }
     }
 
@@ -57,6 +64,11 @@ struct ProviderRoutes: Sendable {
     }
 
     func route(_ provider: String) -> Resolved? { byName[provider.lowercased()] }
+
+    /// How long a token of `taskType` solved at `provider` stays usable, if known.
+    func tokenLifetime(provider: String, taskType: String?) -> Duration? {
+        route(provider)?.tokenLifetimes.lifetime(taskType: taskType)
+    }
 
     func policyIndex(_ route: Resolved, taskType: String?) -> UInt8 {
         taskType.flatMap { route.taskTypeIndex[$0] } ?? route.policyIndex
