@@ -73,7 +73,7 @@ extension Pipeline {
 
     func committed(_ done: [OffsetTracker.Commit]) {
         guard !done.isEmpty else { return }
-        metrics.committed(done)
+        metrics.committed(done, metadataMaxBytes: configuration.engine.maxCommitMetadataBytes)
         for commit in done where commit.truncated {
             logger.warning("finished offsets above the watermark exceed the commit metadata cap; a crash or handover repeats the rest",
                            metadata: ["partition": "\(commit.partition)", "offset": "\(commit.offset)"])

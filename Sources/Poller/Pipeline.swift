@@ -41,6 +41,9 @@ public final class Pipeline: Service, Sendable {
         /// input partitions' share of it, updated on every rebalance. False: each process
         /// uses the whole rate.
         public var shareRateLimitWithGroup = true
+        /// A partition whose committed offset stands still this long while records wait
+        /// above it makes the member unready (`/health/ready`); nil: never.
+        public var stallThreshold: Duration?
 
         public init(engine: PollingEngine.Configuration, consumer: KafkaConsumerConfiguration, producer: KafkaProducerConfiguration) {
             self.engine = engine

@@ -51,6 +51,17 @@ public struct PipelineSettings: Sendable {
     /// pipeline's defaults (`Pipeline.Configuration`).
     public var drainTimeout: Duration?
     public var commitInterval: Duration?
+    /// How long a partition's committed offset may stand still while records wait above
+    /// it before the member turns unready, on the API's clock. Nil: the longest result
+    /// window in use plus `stallAllowance`: by then every task at the committed offset
+    /// has ended, solved or expired, unless something is stuck.
+    public var stallThreshold: Duration?
+    /// Default: 60 s past the result window.
+    public static let stallAllowance = Duration.seconds(60)
+    /// A time scale shrinks the stall threshold no further than this much real time: the
+    /// Kafka work a commit waits for (the commit interval, acknowledgements, a rebalance)
+    /// does not run faster with the simulator.
+    public static let shortestStallThreshold = Duration.seconds(30)
     /// librdkafka properties for both clients, and for one side only.
     public var kafkaProperties: [String: String] = [:]
     public var consumerProperties: [String: String] = [:]
@@ -132,6 +143,11 @@ public struct PipelineSettings: Sendable {
         max(1, Int((2 * rateLimit * shortestPollInterval.inSeconds).rounded(.down)))
     }
 
+    /// The longest result window of the profiles in use, on the API's clock.
+    var longestResultWindow: Duration {
+        ([resultWindow ?? profile.resultWindow] + providers.map { resultWindow ?? $0.profile.resultWindow }).max() ?? profile.resultWindow
+    }
+
     /// The shortest poll interval of every policy in use (on the simulated clock).
     public var shortestPollInterval: Duration {
         let routes = self.routes
@@ -190,6 +206,7 @@ public struct PipelineSettings: Sendable {
         pipeline.shareRateLimitWithGroup = shareRateLimitWithGroup
         if let drainTimeout { pipeline.drainTimeout = drainTimeout }
         if let commitInterval { pipeline.commitInterval = commitInterval }
+        pipeline.stallThreshold = max(scaled(stallThreshold, longestResultWindow + Self.stallAllowance), Self.shortestStallThreshold)
         return pipeline
     }
 

@@ -58,6 +58,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("token-lifetime"), parsing: .singleValue,
             help: "Seconds a solved token of the task types containing TEXT (any case) stays usable, as TEXT=SECONDS (repeatable; the first match wins, before the defaults \(RunSettings.shown(TokenLifetimes.standard))): sets expiresAt in solutions. [EZPOLL_TOKEN_LIFETIMES, ';'-separated]")
     var tokenLifetime: [String] = []
+    @Option(parsing: .unconditional, help: "Seconds a partition's committed offset may stand still while records wait above it before this member turns unready (/health/ready 503; ezpoll_partition_commit_stall_seconds); by default the result window plus \(PipelineSettings.stallAllowance.components.seconds) s, when every task at the committed offset has ended unless something is stuck. [EZPOLL_STALL_THRESHOLD]")
+    var stallThreshold: Double?
     @Option(parsing: .unconditional, help: "Largest getTaskResult answer body in bytes; a longer one fails the call (transient) and closes its connection. The head, 1xx answers, chunk framing and trailers are limited to 16 KiB besides. [EZPOLL_MAX_RESPONSE_BYTES, default \(Self.defaults.maxResponseBytes)]")
     var maxResponseBytes: Int?
     @Option(parsing: .unconditional, help: "Most getTaskResult calls per second for the key, all tasks together; shared by the group's members (see --rate-limit-scope). [EZPOLL_RATE_LIMIT, default \(Self.shown(Self.defaults.rateLimit))]")

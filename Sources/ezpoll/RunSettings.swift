@@ -148,6 +148,9 @@ struct RunSettings {
         try require(drain.map { $0 >= 0 && $0.isFinite } ?? true, "--drain-timeout must be >= 0 seconds")
         try require(commit.map { $0 > 0 && $0 <= 60 } ?? true, "--commit-interval must be > 0 and <= 60 seconds")
         (settings.drainTimeout, settings.commitInterval) = (drain.map { .seconds($0) }, commit.map { .seconds($0) })
+        let stall = try number(options.stallThreshold, "EZPOLL_STALL_THRESHOLD")
+        try require(stall.map { $0 > 0 && $0.isFinite } ?? true, "--stall-threshold must be > 0 seconds")
+        settings.stallThreshold = stall.map { .seconds($0) }
         settings.topics.input = string(options.inputTopic, "EZPOLL_INPUT_TOPIC", settings.topics.input)
         settings.topics.solutions = string(options.solutionsTopic, "EZPOLL_SOLUTIONS_TOPIC", settings.topics.solutions)
         settings.topics.failures = string(options.failuresTopic, "EZPOLL_FAILURES_TOPIC", settings.topics.failures)

@@ -37,7 +37,8 @@ extension Pipeline: ObservabilitySource {
         var lifecycle = metrics.currentLifecycle
         if stopRequested.isSet { lifecycle = .stopping }
         let kafka = metrics.kafkaState
-        let health = PipelineHealth(lifecycle: lifecycle, assignedPartitions: assigned, kafka: kafka, bannedUntil: state.bannedUntil)
+        let health = PipelineHealth(lifecycle: lifecycle, assignedPartitions: assigned, kafka: kafka, bannedUntil: state.bannedUntil,
+                                    stalls: metrics.stalls(), stallThreshold: configuration.stallThreshold)
 
         metrics.tasksInFlight.record(state.inFlight)
         metrics.inputHeld.record(state.held)

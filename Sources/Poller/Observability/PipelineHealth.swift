@@ -6,7 +6,9 @@ import TaskAPI
 ///
 /// - live: the process serves and no fatal Kafka client error happened;
 /// - ready: the pipeline runs (its consumer is assigned partitions or waiting for an
-///   assignment), a broker is reachable, and calls are not paused by an IP ban.
+///   assignment), a broker is reachable, calls are not paused by an IP ban, and no
+///   partition's committed offset has stood still past the stall threshold while
+///   records wait above it.
 public struct PipelineHealth: Sendable, Hashable {
     public enum Lifecycle: String, Sendable, Hashable {
         /// `run()` has not subscribed yet.
@@ -22,12 +24,19 @@ public struct PipelineHealth: Sendable, Hashable {
     public var kafka: PipelineMetrics.KafkaState
     /// When the current IP-ban pause ends; nil when not banned.
     public var bannedUntil: Timestamp?
+    /// Partitions whose committed offset has not advanced past `stallThreshold` while
+    /// records wait above it.
+    public var stalled: [PipelineMetrics.Stall]
+    public var stallThreshold: Duration?
 
-    public init(lifecycle: Lifecycle, assignedPartitions: Int, kafka: PipelineMetrics.KafkaState, bannedUntil: Timestamp?) {
+    public init(lifecycle: Lifecycle, assignedPartitions: Int, kafka: PipelineMetrics.KafkaState, bannedUntil: Timestamp?,
+                stalls: [PipelineMetrics.Stall] = [], stallThreshold: Duration? = nil) {
         self.lifecycle = lifecycle
         self.assignedPartitions = assignedPartitions
         self.kafka = kafka
         self.bannedUntil = bannedUntil
+        self.stallThreshold = stallThreshold
+        stalled = stallThreshold.map { threshold in stalls.filter { $0.duration > threshold } } ?? []
     }
 
     public var isLive: Bool { kafka.fatalError == nil }
@@ -43,6 +52,10 @@ public struct PipelineHealth: Sendable, Hashable {
         if let fatal = kafka.fatalError { reasons.append("fatal Kafka error: \(fatal)") }
         if kafka.brokersDown { reasons.append("all brokers down") }
         if let bannedUntil { reasons.append("ERROR_IP_BANNED: calls paused until \(bannedUntil)") }
+        for stall in stalled {
+            reasons.append("committed offset \(stall.committedOffset) of \(stall.partition.topic)[\(stall.partition.partition)] has not advanced for "
+                           + "\(stall.duration.components.seconds) s while records wait (stall threshold \(stallThreshold?.components.seconds ?? 0) s)")
+        }
         return reasons
     }
 
@@ -66,6 +79,7 @@ public struct PipelineHealth: Sendable, Hashable {
         fields.append(("brokersDown", String(kafka.brokersDown)))
         fields.append(("banned", String(bannedUntil != nil)))
         if let bannedUntil { fields.append(("bannedUntil", quoted(bannedUntil.description))) }
+        fields.append(("stalledPartitions", String(stalled.count)))
         return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}\n"
     }
 

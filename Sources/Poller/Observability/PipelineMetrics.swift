@@ -53,6 +53,9 @@ public final class PipelineMetrics: Sendable {
         public static let consumedOffset = "ezpoll_partition_consumed_offset"
         public static let committedOffset = "ezpoll_partition_committed_offset"
         public static let finishedAboveCommitted = "ezpoll_partition_finished_above_committed"
+        public static let commitStall = "ezpoll_partition_commit_stall_seconds"
+        public static let commitMetadataFill = "ezpoll_partition_commit_metadata_fill_ratio"
+        public static let commitMetadataTruncated = "ezpoll_commit_metadata_truncated_total"
     }
 
     /// The class of one getTaskResult answer (the `outcome` label).
@@ -93,6 +96,7 @@ public final class PipelineMetrics: Sendable {
     private let httpRequestDuration: [OutcomeClass: Timer]
     private let solvedLatency: Timer
     private let failedLatency: Timer
+    private let commitMetadataTruncated: Counter
     private let tokenLifeLeft: Timer
     private let expiredSolutions: Counter
     private let ipBans: Counter
@@ -117,10 +121,30 @@ public final class PipelineMetrics: Sendable {
         var consumedEnd: Int64
         var stored: Int64?
         var finishedAbove: Int64 = 0
+        /// When the committed offset last moved (or the partition was assigned).
+        var lastAdvance: ContinuousClock.Instant
         var lag: Gauge
         var consumed: Gauge
         var storedGauge: Gauge
         var finishedAboveGauge: Gauge
+        var stallGauge: Gauge
+        var metadataFillGauge: Gauge
+
+        var gauges: [Gauge] { [lag, consumed, storedGauge, finishedAboveGauge, stallGauge, metadataFillGauge] }
+
+        /// How long the committed offset has not moved while consumed records wait above
+        /// it; zero when nothing waits.
+        func stall(now: ContinuousClock.Instant) -> Duration {
+            guard let stored, consumedEnd > stored else { return .zero }
+            return now - lastAdvance
+        }
+    }
+
+    /// A partition whose committed offset has not moved for a while although records wait.
+    public struct Stall: Sendable, Hashable {
+        public var partition: TopicPartition
+        public var committedOffset: Int64
+        public var duration: Duration
     }
 
     /// What changes after startup, under one lock.
@@ -219,6 +243,7 @@ public final class PipelineMetrics: Sendable {
         tokenLifeLeft = Timer(label: Name.tokenLifeLeft, factory: factory)
         expiredSolutions = counter(Name.expiredSolutions)
         ipBans = counter(Name.ipBans)
+        commitMetadataTruncated = counter(Name.commitMetadataTruncated)
         accountsDisabledTotal = counter(Name.accountsDisabledTotal)
         tasksInFlight = gauge(Name.tasksInFlight)
         inputHeld = gauge(Name.inputHeld)
@@ -274,16 +299,20 @@ public final class PipelineMetrics: Sendable {
         }
     }
 
-    /// These commits (offset next to read, finished offsets above it) were acknowledged by the broker.
-    func committed(_ commits: [OffsetTracker.Commit]) {
+    /// These commits (offset next to read, finished offsets above it) were acknowledged by
+    /// the broker; their metadata fills `metadataMaxBytes` (`--commit-metadata-max-bytes`) to a share.
+    func committed(_ commits: [OffsetTracker.Commit], metadataMaxBytes: Int) {
         withLock { m in
             for commit in commits {
                 let partition = TopicPartition(commit.partition.topic, commit.partition.partition)
                 guard var state = m.partitions[partition] else { continue }
+                if commit.offset > (state.stored ?? .min) { state.lastAdvance = .now }
                 state.stored = commit.offset
                 state.finishedAbove = commit.finishedAbove
                 m.partitions[partition] = state
                 Self.updateOffsetGauges(m.partitions[partition])
+                state.metadataFillGauge.record(metadataMaxBytes > 0 ? Double(commit.metadata.utf8.count) / Double(metadataMaxBytes) : 0)
+                if commit.truncated { commitMetadataTruncated.increment() }
             }
         }
     }
@@ -292,11 +321,20 @@ public final class PipelineMetrics: Sendable {
     func revoked(_ revoked: [TopicPartition]) {
         let states = withLock { m in revoked.compactMap { m.partitions.removeValue(forKey: $0) } }
         for state in states {
-            state.lag.destroy()
-            state.consumed.destroy()
-            state.storedGauge.destroy()
-            state.finishedAboveGauge.destroy()
+            state.gauges.forEach { $0.destroy() }
         }
+    }
+
+    /// Every assigned partition's stall now (its gauge updated), longest first.
+    func stalls() -> [Stall] {
+        let now = ContinuousClock.now
+        return withLock { m in
+            m.partitions.map { partition, state in
+                let stall = state.stall(now: now)
+                state.stallGauge.record(Double(stall.components.seconds) + Double(stall.components.attoseconds) / 1e18)
+                return Stall(partition: partition, committedOffset: state.stored ?? 0, duration: stall)
+            }
+        }.sorted { $0.duration > $1.duration }
     }
 
     /// Partitions were assigned: the group coordinator answered.
@@ -307,11 +345,13 @@ public final class PipelineMetrics: Sendable {
     private func makePartitionState(_ partition: TopicPartition, consumedEnd: Int64, stored: Int64?) -> PartitionState {
         let dimensions = [("topic", partition.topic), ("partition", String(partition.partition))]
         return PartitionState(
-            consumedEnd: consumedEnd, stored: stored,
+            consumedEnd: consumedEnd, stored: stored, lastAdvance: .now,
             lag: Gauge(label: Name.watermarkLag, dimensions: dimensions, factory: factory),
             consumed: Gauge(label: Name.consumedOffset, dimensions: dimensions, factory: factory),
             storedGauge: Gauge(label: Name.committedOffset, dimensions: dimensions, factory: factory),
-            finishedAboveGauge: Gauge(label: Name.finishedAboveCommitted, dimensions: dimensions, factory: factory))
+            finishedAboveGauge: Gauge(label: Name.finishedAboveCommitted, dimensions: dimensions, factory: factory),
+            stallGauge: Gauge(label: Name.commitStall, dimensions: dimensions, factory: factory),
+            metadataFillGauge: Gauge(label: Name.commitMetadataFill, dimensions: dimensions, factory: factory))
     }
 
     /// Under the lock.

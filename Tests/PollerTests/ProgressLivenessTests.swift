@@ -1,0 +1,81 @@
+import Foundation
+import Kafka
+@testable import Poller
+@testable import PollerCore
+import Testing
+
+/// Progress, not only liveness: a partition whose committed offset stands still while
+/// records wait above it is reported (metric, readiness), and so is commit metadata
+/// that fills its cap.
+@Suite("Progress liveness")
+struct ProgressLivenessTests {
+    static let partition = TopicPartition("captcha.tasks", 2)
+
+    static func records(_ offsets: Range<Int64>) -> [KafkaRecord] {
+        offsets.map { KafkaRecord(topic: partition.topic, partition: partition.partition, offset: $0, key: nil, value: nil) }
+    }
+
+    static func commit(_ offset: Int64, metadata: String = "", truncated: Bool = false) -> OffsetTracker.Commit {
+        OffsetTracker.Commit(partition: PartitionID(topic: partition.topic, partition: partition.partition), offset: offset,
+                             metadata: metadata, finishedAbove: 0, truncated: truncated)
+    }
+
+    @Test func aStallCountsOnlyWhileRecordsWaitAboveTheCommittedOffset() async throws {
+        let metrics = PipelineMetrics()
+        metrics.consumed(Self.records(10..<20))
+        try await Task.sleep(for: .milliseconds(120))
+        let waiting = try #require(metrics.stalls().first)
+        #expect(waiting.partition == Self.partition && waiting.committedOffset == 10)
+        #expect(waiting.duration >= .milliseconds(100), "records 10-19 wait above offset 10")
+
+        metrics.committed([Self.commit(15)], metadataMaxBytes: 4096)
+        #expect(try #require(metrics.stalls().first).duration < .milliseconds(100), "the offset moved: the clock restarts")
+
+        metrics.committed([Self.commit(20)], metadataMaxBytes: 4096)
+        try await Task.sleep(for: .milliseconds(120))
+        #expect(metrics.stalls().first?.duration == .zero, "nothing waits above 20: no stall, however long")
+        let text = PrometheusText(String(decoding: metrics.exposition(), as: UTF8.self))
+        #expect(text[PipelineMetrics.Name.commitStall, ["topic": "captcha.tasks", "partition": "2"]] == 0)
+    }
+
+    @Test func readinessTurnsOnAStallPastTheThresholdAndNamesThePartition() {
+        let stall = PipelineMetrics.Stall(partition: Self.partition, committedOffset: 41, duration: .seconds(400))
+        let short = PipelineMetrics.Stall(partition: TopicPartition("captcha.tasks", 0), committedOffset: 7, duration: .seconds(30))
+        let health = PipelineHealth(lifecycle: .running, assignedPartitions: 2, kafka: .init(), bannedUntil: nil,
+                                    stalls: [stall, short], stallThreshold: .seconds(360))
+        #expect(!health.isReady && health.isLive)
+        #expect(health.notReadyReasons.count == 1)
+        #expect(health.notReadyReasons.first?.contains("committed offset 41 of captcha.tasks[2] has not advanced for 400 s") == true,
+                "\(health.notReadyReasons)")
+        #expect(health.json().contains(#""stalledPartitions":1"#))
+        let off = PipelineHealth(lifecycle: .running, assignedPartitions: 2, kafka: .init(), bannedUntil: nil,
+                                 stalls: [stall], stallThreshold: nil)
+        #expect(off.isReady, "no threshold, no stall check")
+    }
+
+    @Test func commitMetadataNearItsCapShowsAndDroppedRangesAreCounted() {
+        let metrics = PipelineMetrics()
+        metrics.consumed(Self.records(0..<100))
+        metrics.committed([Self.commit(3, metadata: String(repeating: "a", count: 3_900))], metadataMaxBytes: 4_000)
+        metrics.committed([Self.commit(3, metadata: String(repeating: "a", count: 4_000), truncated: true)], metadataMaxBytes: 4_000)
+        let text = PrometheusText(String(decoding: metrics.exposition(), as: UTF8.self))
+        #expect(text[PipelineMetrics.Name.commitMetadataFill, ["topic": "captcha.tasks", "partition": "2"]] == 1)
+        #expect(text[PipelineMetrics.Name.commitMetadataTruncated] == 1)
+    }
+
+    @Test func theThresholdIsTheLongestWindowPlusAMinuteAndATimeScaleShrinksItToThirtySeconds() {
+        var settings = PipelineSettings(profile: .ezCaptcha, brokers: "127.0.0.1:9092")
+        #expect(settings.configuration.stallThreshold == .seconds(360))
+        var slow = PipelineSettings.ProviderSettings(profile: .capsolver)
+        slow.profile.resultWindow = .seconds(600)
+        settings.providers = [PipelineSettings.ProviderSettings(profile: .ezCaptcha), slow]
+        #expect(settings.configuration.stallThreshold == .seconds(660))
+        settings.timeScale = 10
+        #expect(settings.configuration.stallThreshold == .seconds(66))
+        settings.timeScale = 100
+        #expect(settings.configuration.stallThreshold == PipelineSettings.shortestStallThreshold)
+        settings.timeScale = 1
+        settings.stallThreshold = .seconds(90)
+        #expect(settings.configuration.stallThreshold == .seconds(90))
+    }
+}
