@@ -44,11 +44,12 @@ extension Pipeline {
         }
     }
 
-    /// Pauses or resumes the input as the engine wants it now (paused while stopping),
-    /// whichever action asked: the last application follows the last change.
+    /// Pauses or resumes the input as the engine wants it now (paused while stopping, and
+    /// while an account's balance is empty), whichever asked: the last application
+    /// follows the last change.
     func applyFetchWish() {
         fetchWish.withLock {
-            if stopRequested.isSet || withEngine({ $0.isFetchingPaused }) {
+            if stopRequested.isSet || withEngine({ $0.isFetchingPaused }) || !emptyAccounts.withLockedValue({ $0.isEmpty }) {
                 consumer.pauseAll()
             } else {
                 consumer.resumeAll()

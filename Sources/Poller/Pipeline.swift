@@ -78,6 +78,8 @@ public final class Pipeline: Service, Sendable {
     public let metrics: PipelineMetrics
     /// Partitions of the input topic at the last metadata answer.
     let inputPartitionCount = NIOLockedValueBox<Int?>(nil)
+    /// Accounts whose balance `BalanceWatch` found empty: while any is, the input is held.
+    let emptyAccounts = NIOLockedValueBox<Set<String>>([])
 
     /// A pipeline on Kafka: builds its consumer (explicit commits) and producer.
     public convenience init(configuration: Configuration, client: any TaskResultFetching,

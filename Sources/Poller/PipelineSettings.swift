@@ -56,6 +56,18 @@ public struct PipelineSettings: Sendable {
     /// window in use plus `stallAllowance`: by then every task at the committed offset
     /// has ended, solved or expired, unless something is stuck.
     public var stallThreshold: Duration?
+    /// How often each configured account's balance is asked (`BalanceWatch`), on the API's
+    /// clock, at least `BalanceWatch.shortestInterval`; nil: never.
+    public var balanceInterval: Duration?
+    /// `balanceInterval` in real time.
+    public var balanceCheckInterval: Duration? { balanceInterval.map { scaled($0, $0) } }
+    /// The accounts the balance watch asks: each provider's default key (events' own keys
+    /// are not watched).
+    public var watchedAccounts: [(provider: ProviderProfile, key: ClientKey)] {
+        guard !providers.isEmpty else { return clientKey.map { [(profile, $0)] } ?? [] }
+        return providers.compactMap { provider in (provider.clientKey ?? clientKey).map { (provider.profile, $0) } }
+    }
+
     /// Default: 60 s past the result window.
     public static let stallAllowance = Duration.seconds(60)
     /// A time scale shrinks the stall threshold no further than this much real time: the

@@ -109,3 +109,25 @@ public enum OutcomeClassifier {
         return .milliseconds(Int64((bounded * 1000).rounded()))
     }
 }
+
+/// What a getBalance call found: the account's balance, or why there is none.
+public enum BalanceOutcome: Sendable, Hashable {
+    case balance(Double)
+    /// Classified as a poll's failure would be (an account error, a transient one, ...).
+    case failed(TaskOutcome)
+}
+
+extension OutcomeClassifier {
+    /// Classifies a getBalance exchange: errors as for getTaskResult, else its `balance`.
+    public static func classifyBalance(status: Int, retryAfter: String?, body: [UInt8], profile: ProviderProfile) -> BalanceOutcome {
+        guard (200..<300).contains(status), let response = try? TaskResultResponse.decode(body) else {
+            return .failed(classify(status: status, retryAfter: retryAfter, body: body, profile: profile))
+        }
+        if response.isError { return .failed(classify(response, profile: profile)) }
+        guard let balance = response.balance else {
+            return .failed(.failed(.transient(.badBody, retryAfter: nil), code: TaskOutcome.LocalCode.badBody,
+                                   description: "getBalance answer without a balance"))
+        }
+        return .balance(balance)
+    }
+}

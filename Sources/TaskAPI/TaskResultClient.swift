@@ -30,8 +30,9 @@ public final class TaskResultClient: Sendable {
     private let isShutDown = NIOLockedValueBox(false)
 
     private enum Transport: Sendable {
-        case nio(HTTP1ConnectionPool)
-        case asyncHTTPClient(HTTPClient, url: String)
+        /// The getTaskResult pool, and a one-connection pool for getBalance.
+        case nio(HTTP1ConnectionPool, balance: HTTP1ConnectionPool)
+        case asyncHTTPClient(HTTPClient, url: String, balanceURL: String)
     }
 
     /// - Throws: `TaskAPIError(.invalidURL)` when the profile's base URL is unusable,
@@ -58,18 +59,24 @@ public final class TaskResultClient: Sendable {
                                   on: eventLoopGroup.next())
         switch configuration.transport {
         case .nio:
-            var path = parsed.path.isEmpty ? "/" : parsed.path
-            if let query = parsed.query { path += "?\(query)" }
-            let target = HTTP1ConnectionPool.Target(
-                host: host, port: port, tls: isHTTPS ? configuration.tlsConfiguration : nil,
-                path: path, userAgent: configuration.userAgent, proxy: proxy)
+            func target(_ url: String) -> HTTP1ConnectionPool.Target {
+                let parsed = URL(string: url) ?? parsed
+                var path = parsed.path.isEmpty ? "/" : parsed.path
+                if let query = parsed.query { path += "?\(query)" }
+                return HTTP1ConnectionPool.Target(
+                    host: host, port: port, tls: isHTTPS ? configuration.tlsConfiguration : nil,
+                    path: path, userAgent: configuration.userAgent, proxy: proxy)
+            }
             let timeouts = HTTP1ConnectionPool.Timeouts(
                 connect: TimeAmount(configuration.connectTimeout), read: TimeAmount(configuration.readTimeout),
                 request: TimeAmount(configuration.requestTimeout), idle: TimeAmount(configuration.idleTimeout))
             do {
-                transport = .nio(try HTTP1ConnectionPool(
-                    target: target, timeouts: timeouts, maxConnections: configuration.maxConnectionsPerHost,
-                    maxBodyBytes: configuration.maxBodyBytes, loop: eventLoopGroup.next()))
+                let loop = eventLoopGroup.next()
+                transport = .nio(
+                    try HTTP1ConnectionPool(target: target(url), timeouts: timeouts, maxConnections: configuration.maxConnectionsPerHost,
+                                            maxBodyBytes: configuration.maxBodyBytes, loop: loop),
+                    balance: try HTTP1ConnectionPool(target: target(profile.getBalanceURL), timeouts: timeouts, maxConnections: 1,
+                                                     maxBodyBytes: configuration.maxBodyBytes, loop: loop))
             } catch {
                 throw TaskAPIError(.invalidTLS, "TLS for provider \(profile.name) could not be set up: \(error)")
             }
@@ -92,7 +99,8 @@ public final class TaskResultClient: Sendable {
                 .server(host: proxy.host, port: proxy.port,
                         authorization: proxy.credentials.map { .basic(credentials: Data($0.utf8).base64EncodedString()) })
             }
-            transport = .asyncHTTPClient(HTTPClient(eventLoopGroup: eventLoopGroup, configuration: http), url: url)
+            transport = .asyncHTTPClient(HTTPClient(eventLoopGroup: eventLoopGroup, configuration: http), url: url,
+                                         balanceURL: profile.getBalanceURL)
         }
     }
 
@@ -101,9 +109,12 @@ public final class TaskResultClient: Sendable {
         guard markShutDown() else { return }
         deadlines.shutdown()
         switch transport {
-        case .nio(let pool):
-            Task { await pool.shutdown() }
-        case .asyncHTTPClient(let client, _):
+        case .nio(let pool, let balance):
+            Task {
+                await pool.shutdown()
+                await balance.shutdown()
+            }
+        case .asyncHTTPClient(let client, _, _):
             client.shutdown(queue: .global()) { _ in }
         }
     }
@@ -120,9 +131,10 @@ public final class TaskResultClient: Sendable {
     public func shutdown() async {
         guard markShutDown() else { return }
         switch transport {
-        case .nio(let pool):
+        case .nio(let pool, let balance):
             await pool.shutdown()
-        case .asyncHTTPClient(let client, _):
+            await balance.shutdown()
+        case .asyncHTTPClient(let client, _, _):
             do {
                 try await client.shutdown()
             } catch {
@@ -156,7 +168,7 @@ public final class TaskResultClient: Sendable {
         })
         guard tickets.count == calls.count else { return } // shut down: already completed
         switch transport {
-        case .nio(let pool):
+        case .nio(let pool, _):
             let profile = self.profile
             let deadlines = self.deadlines
             pool.execute(zip(calls, tickets).map { call, ticket in
@@ -170,34 +182,63 @@ public final class TaskResultClient: Sendable {
                     }
                 }
             })
-        case .asyncHTTPClient(let client, let url):
+        case .asyncHTTPClient(let client, let url, _):
             for (call, ticket) in zip(calls, tickets) {
                 let task = Task { [self] in
-                    deadlines.complete(ticket, await execute(on: client, url: url, taskId: call.taskId, clientKey: call.clientKey))
+                    let body = GetTaskResultRequest.body(taskId: call.taskId, clientKey: call.clientKey)
+                    deadlines.complete(ticket, await post(body, to: url, on: client) { [profile] status, retryAfter, body in
+                        OutcomeClassifier.classify(status: status, retryAfter: retryAfter, body: body, profile: profile)
+                    } failed: { $0 })
                 }
                 deadlines.onExpiry(ticket) { task.cancel() }
             }
         }
     }
 
-    private func execute(on client: HTTPClient, url: String, taskId: String, clientKey: ClientKey) async -> TaskOutcome {
+    /// The account's balance (`POST /getBalance`, over the same transport, TLS, proxy and
+    /// timeouts as the polls, one connection), classified as a poll's answer would be.
+    public func getBalance(clientKey: ClientKey) async -> BalanceOutcome {
+        let body = GetBalanceRequest.body(clientKey: clientKey)
+        let profile = self.profile
+        let outcome: BalanceOutcome
+        switch transport {
+        case .nio(_, let pool):
+            outcome = await withCheckedContinuation { continuation in
+                pool.execute([HTTP1ConnectionPool.Request(body: body) { result in
+                    switch result {
+                    case .success(let response):
+                        continuation.resume(returning: OutcomeClassifier.classifyBalance(
+                            status: response.status, retryAfter: response.retryAfter, body: response.body, profile: profile))
+                    case .failure(let failure):
+                        continuation.resume(returning: .failed(Self.classify(failure)))
+                    }
+                }])
+            }
+        case .asyncHTTPClient(let client, _, let url):
+            outcome = await post(body, to: url, on: client) { status, retryAfter, body in
+                OutcomeClassifier.classifyBalance(status: status, retryAfter: retryAfter, body: body, profile: profile)
+            } failed: { .failed($0) }
+        }
+        if case .failed(let failure) = outcome { return .failed(failure.redacting(clientKey)) }
+        return outcome
+    }
+
+    /// One POST over async-http-client, its answer classified by `classify` (status,
+    /// `Retry-After`, body) and a transport error by `failed`.
+    private func post<Outcome>(_ body: [UInt8], to url: String, on client: HTTPClient,
+                               classify: (Int, String?, [UInt8]) -> Outcome, failed: (TaskOutcome) -> Outcome) async -> Outcome {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "Accept", value: "application/json")
         request.headers.add(name: "User-Agent", value: configuration.userAgent)
-        request.body = .bytes(ByteBuffer(bytes: GetTaskResultRequest.body(taskId: taskId, clientKey: clientKey)))
+        request.body = .bytes(ByteBuffer(bytes: body))
         do {
             let response = try await client.execute(request, timeout: TimeAmount(configuration.requestTimeout))
-            let body = try await response.body.collect(upTo: configuration.maxBodyBytes)
-            return OutcomeClassifier.classify(
-                status: Int(response.status.code),
-                headers: response.headers,
-                body: Array(body.readableBytesView),
-                profile: profile
-            )
+            let answer = try await response.body.collect(upTo: configuration.maxBodyBytes)
+            return classify(Int(response.status.code), response.headers.first(name: "Retry-After"), Array(answer.readableBytesView))
         } catch {
-            return TaskResultClient.classify(error: error)
+            return failed(TaskResultClient.classify(error: error))
         }
     }
 
@@ -266,7 +307,8 @@ public final class TaskResultClient: Sendable {
         return .failed(.transient(reason, retryAfter: nil), code: code, description: detail)
     }
 
-    static func summary(_ outcome: TaskOutcome) -> String {
+    /// A short description of an outcome for logs (no solution bytes, no key).
+    public static func summary(_ outcome: TaskOutcome) -> String {
         switch outcome {
         case .processing: return "processing"
         case .ready(let solution, _): return "ready(\(solution.bytes.count) bytes)"

@@ -8,3 +8,12 @@ public enum GetTaskResultRequest {
         return w.finish()
     }
 }
+
+/// The body of a getBalance call.
+public enum GetBalanceRequest {
+    public static func body(clientKey: ClientKey) -> [UInt8] {
+        var w = JSONWriter(capacity: 20 + clientKey.secret.utf8.count)
+        w.string("clientKey", clientKey.secret)
+        return w.finish()
+    }
+}

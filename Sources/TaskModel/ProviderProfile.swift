@@ -76,9 +76,14 @@ public struct ProviderProfile: Sendable, Hashable {
     }
 
     /// The getTaskResult endpoint URL.
-    public var getTaskResultURL: String {
+    public var getTaskResultURL: String { url(of: "getTaskResult") }
+
+    /// The getBalance endpoint URL.
+    public var getBalanceURL: String { url(of: "getBalance") }
+
+    private func url(of method: String) -> String {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
-        return base + "/getTaskResult"
+        return base + "/" + method
     }
 }

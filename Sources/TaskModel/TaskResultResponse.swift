@@ -25,6 +25,8 @@ public struct TaskResultResponse: Sendable, Hashable {
     public var taskId: String?
     /// `cost`, `createTime`, `endTime`, `solveCount`, when sent (malformed ones are left out).
     public var receipt = SolveReceipt()
+    /// A getBalance answer's `balance` (a number, or a string of one).
+    public var balance: Double?
 
     public init(errorId: String = "0", errorCode: String? = nil, errorDescription: String? = nil,
                 status: Status? = nil, solution: RawJSON? = nil, taskId: String? = nil) {
@@ -87,6 +89,10 @@ public struct TaskResultResponse: Sendable, Hashable {
                 let text = member.kind == .string ? try JSONScanner.decodeString(bytes, member.range)
                     : member.kind == .number ? String(decoding: bytes[member.range], as: UTF8.self) : ""
                 response.receipt.cost = SolveReceipt.isDecimal(text) ? text : nil
+            case "balance":
+                let text = member.kind == .string ? try JSONScanner.decodeString(bytes, member.range)
+                    : member.kind == .number ? String(decoding: bytes[member.range], as: UTF8.self) : ""
+                response.balance = Double(text).flatMap { $0.isFinite ? $0 : nil }
             case "createTime":
                 response.receipt.createTime = integer(bytes, member)
             case "endTime":

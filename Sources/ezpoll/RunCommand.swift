@@ -58,6 +58,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("token-lifetime"), parsing: .singleValue,
             help: "Seconds a solved token of the task types containing TEXT (any case) stays usable, as TEXT=SECONDS (repeatable; the first match wins, before the defaults \(RunSettings.shown(TokenLifetimes.standard))): sets expiresAt in solutions. [EZPOLL_TOKEN_LIFETIMES, ';'-separated]")
     var tokenLifetime: [String] = []
+    @Option(parsing: .unconditional, help: "Ask each configured account's balance (getBalance) every this many seconds, at least \(BalanceWatch.shortestInterval.components.seconds): ezpoll_account_balance, and the input is held while a balance is zero. Off unless set. [EZPOLL_BALANCE_INTERVAL]")
+    var balanceInterval: Double?
     @Option(parsing: .unconditional, help: "Seconds a partition's committed offset may stand still while records wait above it before this member turns unready (/health/ready 503; ezpoll_partition_commit_stall_seconds); by default the result window plus \(PipelineSettings.stallAllowance.components.seconds) s, when every task at the committed offset has ended unless something is stuck. [EZPOLL_STALL_THRESHOLD]")
     var stallThreshold: Double?
     @Option(parsing: .unconditional, help: "Largest getTaskResult answer body in bytes; a longer one fails the call (transient) and closes its connection. The head, 1xx answers, chunk framing and trailers are limited to 16 KiB besides. [EZPOLL_MAX_RESPONSE_BYTES, default \(Self.defaults.maxResponseBytes)]")
@@ -147,6 +149,14 @@ struct RunCommand: AsyncParsableCommand {
                 for client in clients { await client.shutdown() }
                 throw ValidationError("cannot serve metrics on \(settings.metricsHost):\(settings.metricsPort): \(error)")
             }
+        }
+        if let interval = settings.settings.balanceCheckInterval {
+            var byProvider: [String: TaskResultClient] = [:]
+            for client in clients { byProvider[client.profile.name] = client }
+            let accounts = settings.settings.watchedAccounts.compactMap { account in
+                byProvider[account.provider.name].map { BalanceWatch.Account(provider: account.provider.name, key: account.key, client: $0) }
+            }
+            services.append(.init(service: BalanceWatch(accounts: accounts, interval: interval, pipeline: pipeline, logger: logger)))
         }
         services.append(.init(service: pipeline, successTerminationBehavior: .gracefullyShutdownGroup,
                               failureTerminationBehavior: .gracefullyShutdownGroup))

@@ -148,6 +148,11 @@ struct RunSettings {
         try require(drain.map { $0 >= 0 && $0.isFinite } ?? true, "--drain-timeout must be >= 0 seconds")
         try require(commit.map { $0 > 0 && $0 <= 60 } ?? true, "--commit-interval must be > 0 and <= 60 seconds")
         (settings.drainTimeout, settings.commitInterval) = (drain.map { .seconds($0) }, commit.map { .seconds($0) })
+        let balance = try number(options.balanceInterval, "EZPOLL_BALANCE_INTERVAL")
+        let shortest = BalanceWatch.shortestInterval.components.seconds
+        try require(balance.map { $0 >= Double(shortest) && $0.isFinite } ?? true,
+                    "--balance-interval must be at least \(shortest) seconds (got \(balance ?? 0))")
+        settings.balanceInterval = balance.map { .seconds($0) }
         let stall = try number(options.stallThreshold, "EZPOLL_STALL_THRESHOLD")
         try require(stall.map { $0 > 0 && $0.isFinite } ?? true, "--stall-threshold must be > 0 seconds")
         settings.stallThreshold = stall.map { .seconds($0) }

@@ -44,7 +44,7 @@ extension Pipeline: ObservabilitySource {
         metrics.inputHeld.record(state.held)
         metrics.inFlightLimit.record(state.limit)
         metrics.callsInProgress.record(state.calls)
-        metrics.inputPaused.record(state.paused ? 1 : 0)
+        metrics.inputPaused.record(state.paused || !accountsWithoutBalance.isEmpty ? 1 : 0)
         // What the consumer has paused, not what the engine wants: the two must agree.
         metrics.pausedPartitions.record(partitions.filter { consumer.isPaused($0) }.count)
         metrics.assignedPartitions.record(assigned)

@@ -28,6 +28,8 @@ public final class PipelineMetrics: Sendable {
         public static let tokenLifeLeft = "ezpoll_solution_token_life_left_seconds"
         public static let expiredSolutions = "ezpoll_solutions_expired_total"
         public static let spend = "ezpoll_spend_total"
+        public static let accountBalance = "ezpoll_account_balance"
+        public static let balanceCheckFailures = "ezpoll_balance_check_failures_total"
         public static let providerSolveTime = "ezpoll_provider_solve_seconds"
         public static let pollsPerTask = "ezpoll_polls_per_task"
         public static let ipBans = "ezpoll_ip_bans_total"
@@ -166,6 +168,8 @@ public final class PipelineMetrics: Sendable {
         var pollsPerTask: [TaskTypeLabels: Recorder] = [:]
         var providerSolveTime: [String: Timer] = [:]
         var taskTypeLabels: Set<String> = []
+        var balances: [String: Gauge] = [:]
+        var balanceFailures: [String: Counter] = [:]
     }
 
     struct TaskTypeLabels: Hashable {
@@ -414,6 +418,25 @@ public final class PipelineMetrics: Sendable {
         recorder.record(polls)
         if let cost = receipt?.costValue { spend?.increment(by: cost) }
         if let time = receipt?.providerSolveTime { solveTime?.recordNanoseconds(Int64(time.components.seconds) * 1_000_000_000) }
+    }
+
+    /// An account's balance, by provider and key fingerprint (never the key).
+    func balance(provider: String, key fingerprint: String, _ balance: Double) {
+        let gauge = withLock { m in
+            Self.cached("\(provider)/\(fingerprint)", in: &m.balances) {
+                Gauge(label: Name.accountBalance, dimensions: [("provider", provider), ("key", fingerprint)], factory: factory)
+            }
+        }
+        gauge.record(balance)
+    }
+
+    /// A getBalance call gave no balance.
+    func balanceCheckFailed(provider: String) {
+        withLock { m in
+            Self.cached(provider, in: &m.balanceFailures) {
+                Counter(label: Name.balanceCheckFailures, dimensions: [("provider", provider)], factory: factory)
+            }
+        }.increment()
     }
 
     /// The metric for `key` in `cache`, made on first use.
