@@ -170,6 +170,22 @@ public final class KafkaConsumer: Sendable {
         return Dictionary(uniqueKeysWithValues: partitions.map { ($0, committed[$0]?.offset) })
     }
 
+    /// The lag as a broker-side autoscaler (KEDA, Burrow) sees it: each partition's high
+    /// watermark minus the group's committed offset (minus the low watermark where
+    /// nothing is committed), both read from the brokers now.
+    public func brokerLag(for partitions: [TopicPartition], timeoutMs: Int32 = 5_000) async throws -> [TopicPartition: Int64] {
+        let client = self.client
+        return try await Blocking.run {
+            let committed = try client.consumer.committed(partitions, timeoutMs: timeoutMs)
+            var lag: [TopicPartition: Int64] = [:]
+            for partition in partitions {
+                let marks = try client.consumer.watermarks(partition, timeoutMs: timeoutMs)
+                lag[partition] = max(0, marks.high - max(committed[partition]?.offset ?? marks.low, marks.low))
+            }
+            return lag
+        }
+    }
+
     /// The group's committed offsets with their metadata; partitions with nothing committed are absent.
     public func committed(for partitions: [TopicPartition], timeoutMs: Int32 = 10_000) async throws -> [TopicPartition: TopicPartitionOffset] {
         let client = self.client

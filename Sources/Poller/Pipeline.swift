@@ -44,6 +44,9 @@ public final class Pipeline: Service, Sendable {
         /// A partition whose committed offset stands still this long while records wait
         /// above it makes the member unready (`/health/ready`); nil: never.
         public var stallThreshold: Duration?
+        /// How often the broker-side lag of the assigned partitions is read
+        /// (`ezpoll_partition_broker_lag`); nil: never.
+        public var brokerLagInterval: Duration? = .seconds(15)
 
         public init(engine: PollingEngine.Configuration, consumer: KafkaConsumerConfiguration, producer: KafkaProducerConfiguration) {
             self.engine = engine
@@ -165,7 +168,9 @@ public final class Pipeline: Service, Sendable {
         ])
         async let ingest: Void = ingestLoop()
         async let commits: Void = commitLoop()
+        let lagSampler = configuration.brokerLagInterval.map { interval in Task { await brokerLagLoop(every: interval) } }
         await dispatchLoop()
+        lagSampler?.cancel()
 
         // Graceful drain: the calls in progress are done (or cut off at the drain
         // timeout) and their results acknowledged; commit, then leave the group.

@@ -25,6 +25,8 @@ public protocol PipelineInput: Sendable {
     func partitionCount(of topic: String, timeoutMs: Int32) -> Int?
     /// True when the group coordinator answered a request within the timeout.
     func coordinatorReachable(probing partition: TopicPartition, timeoutMs: Int32) async -> Bool
+    /// High watermark minus committed offset per partition, read from the brokers.
+    func brokerLag(for partitions: [TopicPartition], timeoutMs: Int32) async throws -> [TopicPartition: Int64]
     /// Leaves the group; `nextBatch()` then returns nil.
     func close() async
 }

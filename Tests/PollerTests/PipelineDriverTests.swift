@@ -266,6 +266,8 @@ final class ScriptedInput: PipelineInput {
 
     func waitUntilCommitsAllowed(timeout: Duration) async -> Bool { true }
     func coordinatorReachable(probing partition: TopicPartition, timeoutMs: Int32) async -> Bool { true }
+    /// No broker here: the real lag is tested over the embedded cluster.
+    func brokerLag(for partitions: [TopicPartition], timeoutMs: Int32) async throws -> [TopicPartition: Int64] { [:] }
     func partitionCount(of topic: String, timeoutMs: Int32) -> Int? { topic == PipelineDriverTests.input.topic ? 4 : nil }
 
     func close() async {

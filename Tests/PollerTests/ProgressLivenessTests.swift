@@ -1,4 +1,6 @@
 import Foundation
+import Simulator
+import TestSupport
 import Kafka
 @testable import Poller
 @testable import PollerCore
@@ -77,5 +79,38 @@ struct ProgressLivenessTests {
         settings.timeScale = 1
         settings.stallThreshold = .seconds(90)
         #expect(settings.configuration.stallThreshold == .seconds(90))
+    }
+}
+
+/// The lag a broker-side autoscaler reads, over the embedded cluster.
+@Suite("Broker-side lag", .serialized)
+struct BrokerLagTests {
+    @Test("broker lag counts tasks in flight as well as the backlog, and falls to 0 once all are committed")
+    func brokerLagFollowsTheCommittedOffsets() async throws {
+        var sim = SimulatorConfig()
+        sim.validKeys = [PipelineHarness.goodKey]
+        sim.solveTime = .fixed(40) // 2 real s at the harness's time scale: in flight for a while
+        let harness = try await PipelineHarness(simulator: sim)
+        let outputs = try harness.outputs()
+        var config = harness.configuration(group: "lag-group")
+        config.brokerLagInterval = .milliseconds(100)
+        let (pipeline, run) = try harness.start(config)
+        let tasks = harness.simulator.createTasks(count: 60, clientKey: PipelineHarness.goodKey)
+        try await harness.publish(tasks.map { PipelineHarness.event(taskId: $0) })
+        func lag() -> Double? {
+            let text = PrometheusText(String(decoding: pipeline.metricsExposition(), as: UTF8.self))
+            let samples = text.samples(PipelineMetrics.Name.brokerLag)
+            return samples.isEmpty ? nil : samples.map(\.value).reduce(0, +)
+        }
+        // While the tasks are polled nothing is committed: the brokers see all 60 as lag,
+        // though none waits unread (the consumer has fetched them).
+        try await waitUntil("all 60 in flight", timeout: 60) { pipeline.inFlight == 60 }
+        try await waitUntil("the broker lag counts them", timeout: 60) { lag() == 60 }
+        try await waitUntil("every task solved", timeout: 120) { outputs.count >= tasks.count }
+        try await waitUntil("committed: no broker lag", timeout: 60) { lag() == 0 }
+        pipeline.shutdown()
+        try await run.value
+        await outputs.close()
+        await harness.shutdown()
     }
 }

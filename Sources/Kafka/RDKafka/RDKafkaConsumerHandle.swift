@@ -77,6 +77,18 @@ struct RDKafkaConsumerHandle {
         }
     }
 
+    /// The low and high watermarks of `partition` as the partition leader states them now
+    /// (a broker round trip, not the cached values of the last fetch).
+    func watermarks(_ partition: TopicPartition, timeoutMs: Int32) throws -> (low: Int64, high: Int64) {
+        var low: Int64 = 0
+        var high: Int64 = 0
+        let err = rd_kafka_query_watermark_offsets(rk, partition.topic, partition.partition, &low, &high, timeoutMs)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(.consumer, "watermarks of \(partition)", err: err)
+        }
+        return (low, high)
+    }
+
     /// Pauses or resumes fetching `partitions`; a failure is logged.
     func setPaused(_ partitions: [TopicPartition], paused: Bool, logger: Logger) {
         guard !partitions.isEmpty else { return }

@@ -65,4 +65,15 @@ extension Pipeline: ObservabilitySource {
         }
         return health
     }
+
+    /// Reads the broker-side lag of the assigned partitions every `interval` until cancelled.
+    func brokerLagLoop(every interval: Duration) async {
+        while !Task.isCancelled {
+            let partitions = Array(assignedPartitions)
+            if !partitions.isEmpty, let lag = try? await consumer.brokerLag(for: partitions, timeoutMs: 5_000) {
+                metrics.brokerLag(lag, assigned: assignedPartitions)
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
 }

@@ -44,6 +44,7 @@ extension PipelineMetrics {
         (Name.consumedOffset, "gauge", "Next offset read, by partition."),
         (Name.committedOffset, "gauge", "Committed offset (the lowest unfinished), by partition."),
         (Name.finishedAboveCommitted, "gauge", "Finished offsets above the committed one, recorded in the commit metadata, by partition."),
+        (Name.brokerLag, "gauge", "Lag as the brokers see it, what KEDA and Burrow read: the partition's high watermark minus the group's committed offset, by partition (this member's assigned ones, every 15 s). It counts tasks in flight as well as the backlog: ezpoll commits only finished work."),
         (Name.commitStall, "gauge", "Seconds since the partition's committed offset last advanced while consumed records wait above it (0 when none wait); past --stall-threshold the member turns unready."),
         (Name.commitMetadataFill, "gauge", "The last commit's finished-offset metadata as a share of --commit-metadata-max-bytes, by partition; at 1 the lowest finished offsets are kept and the rest dropped (a crash or handover repeats them)."),
         (Name.commitMetadataTruncated, "counter", "Commits whose finished offsets did not all fit under --commit-metadata-max-bytes (the dropped ones are repeated after a crash or handover, never lost)."),

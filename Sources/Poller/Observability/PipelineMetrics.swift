@@ -56,6 +56,7 @@ public final class PipelineMetrics: Sendable {
         public static let committedOffset = "ezpoll_partition_committed_offset"
         public static let finishedAboveCommitted = "ezpoll_partition_finished_above_committed"
         public static let commitStall = "ezpoll_partition_commit_stall_seconds"
+        public static let brokerLag = "ezpoll_partition_broker_lag"
         public static let commitMetadataFill = "ezpoll_partition_commit_metadata_fill_ratio"
         public static let commitMetadataTruncated = "ezpoll_commit_metadata_truncated_total"
     }
@@ -169,6 +170,7 @@ public final class PipelineMetrics: Sendable {
         var providerSolveTime: [String: Timer] = [:]
         var taskTypeLabels: Set<String> = []
         var balances: [String: Gauge] = [:]
+        var brokerLag: [TopicPartition: Gauge] = [:]
         var balanceFailures: [String: Counter] = [:]
     }
 
@@ -323,10 +325,13 @@ public final class PipelineMetrics: Sendable {
 
     /// Partitions were revoked: their series go away (the new owner reports them).
     func revoked(_ revoked: [TopicPartition]) {
-        let states = withLock { m in revoked.compactMap { m.partitions.removeValue(forKey: $0) } }
+        let (states, lags) = withLock { m in
+            (revoked.compactMap { m.partitions.removeValue(forKey: $0) }, revoked.compactMap { m.brokerLag.removeValue(forKey: $0) })
+        }
         for state in states {
             state.gauges.forEach { $0.destroy() }
         }
+        lags.forEach { $0.destroy() }
     }
 
     /// Every assigned partition's stall now (its gauge updated), longest first.
@@ -418,6 +423,22 @@ public final class PipelineMetrics: Sendable {
         recorder.record(polls)
         if let cost = receipt?.costValue { spend?.increment(by: cost) }
         if let time = receipt?.providerSolveTime { solveTime?.recordNanoseconds(Int64(time.components.seconds) * 1_000_000_000) }
+    }
+
+    /// The broker-side lag of these partitions; series of partitions no longer assigned go.
+    func brokerLag(_ lags: [TopicPartition: Int64], assigned: Set<TopicPartition>) {
+        let (gauges, gone) = withLock { m -> ([(Gauge, Int64)], [Gauge]) in
+            let gone = m.brokerLag.filter { !assigned.contains($0.key) }
+            for partition in gone.keys { m.brokerLag[partition] = nil }
+            let gauges = lags.filter { assigned.contains($0.key) }.map { partition, lag in
+                (Self.cached(partition, in: &m.brokerLag) {
+                    Gauge(label: Name.brokerLag, dimensions: [("topic", partition.topic), ("partition", String(partition.partition))], factory: factory)
+                }, lag)
+            }
+            return (gauges, Array(gone.values))
+        }
+        for (gauge, lag) in gauges { gauge.record(lag) }
+        for gauge in gone { gauge.destroy() }
     }
 
     /// An account's balance, by provider and key fingerprint (never the key).
