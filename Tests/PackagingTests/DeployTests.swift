@@ -23,7 +23,7 @@ struct DeployTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("ezpoll-deploy-\(UUID().uuidString).yaml")
         try mutated.write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        let option = broken.file == "deploy/ezpoll.yaml" ? "--manifests" : "--rules"
+        let option = ["deploy/ezpoll.yaml": "--manifests", "deploy/keda-scaledobject.yaml": "--scaledobject"][broken.file] ?? "--rules"
         let result = try Packaging.checkDeploy([option, file.path])
         #expect(result.status == 1, "\(broken) must be rejected: \(result.output)")
         #expect(result.output.contains(broken.expectedMessage), "\(broken): \(result.output)")
@@ -44,10 +44,19 @@ enum BrokenDeploy: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case unknownVariable
     case flagOnRun
     case unknownMetric
+    case scaledObjectForAnotherGroup
+    case lagThresholdBelowTheInFlightBound
+    case scaleDownFasterThanATask
 
     var testDescription: String { rawValue }
 
-    var file: String { self == .unknownMetric ? "deploy/prometheus-rules.yaml" : "deploy/ezpoll.yaml" }
+    var file: String {
+        switch self {
+        case .unknownMetric: return "deploy/prometheus-rules.yaml"
+        case .scaledObjectForAnotherGroup, .lagThresholdBelowTheInFlightBound, .scaleDownFasterThanATask: return "deploy/keda-scaledobject.yaml"
+        default: return "deploy/ezpoll.yaml"
+        }
+    }
 
     func apply(to text: String) -> String {
         switch self {
@@ -81,6 +90,12 @@ enum BrokenDeploy: String, CaseIterable, Sendable, CustomTestStringConvertible {
             return text.replacingOccurrences(of: #"args: ["run"]"#, with: #"args: ["run", "--brokers", "kafka:9092"]"#)
         case .unknownMetric:
             return text.replacingOccurrences(of: "expr: ezpoll_poll_slowdown_factor > 1", with: "expr: ezpoll_poll_slowdown > 1")
+        case .scaledObjectForAnotherGroup:
+            return text.replacingOccurrences(of: "consumerGroup: ezpoll", with: "consumerGroup: ezpoll-old")
+        case .lagThresholdBelowTheInFlightBound:
+            return text.replacingOccurrences(of: #"lagThreshold: "1200""#, with: #"lagThreshold: "100""#)
+        case .scaleDownFasterThanATask:
+            return text.replacingOccurrences(of: "stabilizationWindowSeconds: 360", with: "stabilizationWindowSeconds: 60")
         }
     }
 
@@ -98,6 +113,9 @@ enum BrokenDeploy: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case .unknownVariable: return "reads no variable EZPOLL_NO_SUCH_SETTING"
         case .flagOnRun: return "configured through EZPOLL_* variables only"
         case .unknownMetric: return "metric ezpoll_poll_slowdown does not exist"
+        case .scaledObjectForAnotherGroup: return "trigger consumerGroup 'ezpoll-old' is not EZPOLL_GROUP_ID 'ezpoll'"
+        case .lagThresholdBelowTheInFlightBound: return "lagThreshold 100 is below the group's in-flight bound 1200"
+        case .scaleDownFasterThanATask: return "stabilizationWindowSeconds 60 must exceed the drain timeout"
         }
     }
 }

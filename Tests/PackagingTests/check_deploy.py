@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks ezpoll's Kubernetes manifests and Prometheus rules without a cluster.
 
-usage: check_deploy.py [--manifests FILE] [--rules FILE] [--rules-test FILE]
+usage: check_deploy.py [--manifests FILE] [--rules FILE] [--rules-test FILE] [--scaledobject FILE]
 
 Defaults (relative to the repository root, found from this file's location):
 deploy/ezpoll.yaml, deploy/prometheus-rules.yaml,
@@ -27,6 +27,12 @@ Tests/PackagingTests/prometheus-rules-test.yaml.
    every rule has for, labels.severity, annotations.summary and .description, and some
    unit test sees every alert fire; `promtool check rules` passes on the rules and `promtool test rules`
    on the unit tests.
+
+4. The KEDA ScaledObject (deploy/keda-scaledobject.yaml) scales that Deployment on the
+   Kafka trigger of its own group, topic and brokers, with a lag threshold no lower than
+   the group's in-flight bound (2 x EZPOLL_RATE_LIMIT x the poll interval: lag up to it
+   is work in progress), at least 2 and at most 64 replicas, and a scale-down
+   stabilisation longer than the drain timeout and the 300 s result window.
 
 Prints what it checked, one "PROBLEM: ..." line per problem, and exits 1 if there is any;
 otherwise ends with "deploy OK" and exits 0. Exits 2 when a tool it needs is missing.
@@ -366,6 +372,57 @@ def check_deployment(c, docs, variables):
 # ---------------------------------------------------------------- 3. rules
 
 
+DEFAULT_POLL_INTERVAL = 3.0  # ez-captcha's profile
+RESULT_WINDOW = 300.0
+
+
+def check_scaledobject(c, path, docs):
+    """The ScaledObject against the Deployment and ConfigMap it scales."""
+    with open(path, encoding="utf-8") as f:
+        scaled = [d for d in yaml.safe_load_all(f) if d is not None]
+    objects = [d for d in scaled if d.get("kind") == "ScaledObject" and d.get("apiVersion") == "keda.sh/v1alpha1"]
+    if len(objects) != 1:
+        c.problem(f"scaledobject: expected one keda.sh/v1alpha1 ScaledObject, found {len(objects)}")
+        return
+    spec = objects[0].get("spec") or {}
+    deployments = [d for d in docs if d.get("kind") == "Deployment"]
+    config = next((d.get("data") or {} for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "ezpoll-config"), {})
+    target = (spec.get("scaleTargetRef") or {}).get("name")
+    c.expect(any(d["metadata"]["name"] == target for d in deployments),
+             f"scaledobject: scales Deployment {target}", f"scaledobject: scaleTargetRef {target} is no Deployment of the manifests")
+    triggers = [t for t in spec.get("triggers") or [] if t.get("type") == "kafka"]
+    if len(triggers) != 1:
+        c.problem(f"scaledobject: expected one kafka trigger, found {len(triggers)}")
+        return
+    meta = triggers[0].get("metadata") or {}
+    for key, variable in (("consumerGroup", "EZPOLL_GROUP_ID"), ("topic", "EZPOLL_INPUT_TOPIC"), ("bootstrapServers", "EZPOLL_BROKERS")):
+        c.expect(meta.get(key) == config.get(variable),
+                 f"scaledobject: trigger {key} is {variable} ({meta.get(key)})",
+                 f"scaledobject: trigger {key} {meta.get(key)!r} is not {variable} {config.get(variable)!r}")
+    rate = float(config.get("EZPOLL_RATE_LIMIT", 200))
+    interval = float(config.get("EZPOLL_POLL_INTERVAL", DEFAULT_POLL_INTERVAL))
+    bound = 2 * rate * interval
+    try:
+        threshold = float(meta.get("lagThreshold"))
+    except (TypeError, ValueError):
+        threshold = None
+    c.expect(threshold is not None and threshold >= bound,
+             f"scaledobject: lagThreshold {threshold:.0f} >= the group's in-flight bound {bound:.0f}" if threshold is not None else "",
+             f"scaledobject: lagThreshold {meta.get('lagThreshold')} is below the group's in-flight bound {bound:.0f} "
+             f"(2 x rate {rate:.0f} x interval {interval:.0f} s): tasks in flight alone would add replicas the shared budget cannot feed")
+    low, high = spec.get("minReplicaCount"), spec.get("maxReplicaCount")
+    c.expect(isinstance(low, int) and isinstance(high, int) and 2 <= low <= high <= 64,
+             f"scaledobject: {low} to {high} replicas",
+             f"scaledobject: replicas must be 2 <= minReplicaCount <= maxReplicaCount <= 64 (got {low}, {high})")
+    window = ((((spec.get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {}).get("behavior") or {})
+              .get("scaleDown") or {}).get("stabilizationWindowSeconds")
+    drain = float(config.get("EZPOLL_DRAIN_TIMEOUT", DEFAULT_DRAIN_TIMEOUT))
+    c.expect(isinstance(window, (int, float)) and window > max(drain, RESULT_WINDOW),
+             f"scaledobject: scale-down stabilisation {window} s outlasts a drain and a task",
+             f"scaledobject: scaleDown.stabilizationWindowSeconds {window} must exceed the drain timeout ({drain:.0f} s) "
+             f"and the result window ({RESULT_WINDOW:.0f} s)")
+
+
 def metric_names():
     """Names both in PipelineMetrics.swift and in README.md's metrics table, plus the
     _bucket/_sum/_count series of the table's histograms."""
@@ -449,6 +506,7 @@ def main():
     parser.add_argument("--manifests", default=repo_path("deploy", "ezpoll.yaml"))
     parser.add_argument("--rules", default=repo_path("deploy", "prometheus-rules.yaml"))
     parser.add_argument("--rules-test", default=repo_path("Tests", "PackagingTests", "prometheus-rules-test.yaml"))
+    parser.add_argument("--scaledobject", default=repo_path("deploy", "keda-scaledobject.yaml"))
     options = parser.parse_args()
 
     c = Checker()
@@ -470,6 +528,10 @@ def main():
     except (KeyError, TypeError, AttributeError, StopIteration) as e:
         c.problem(f"manifests: unexpected structure ({type(e).__name__}: {e})")
     check_rules(c, options.rules, options.rules_test, metric_names())
+    try:
+        check_scaledobject(c, options.scaledobject, docs)
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
+        c.problem(f"scaledobject: cannot check {options.scaledobject} ({type(e).__name__}: {e})")
 
     for line in c.checked:
         print(f"ok: {line}")
