@@ -23,7 +23,8 @@ struct DeployTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("ezpoll-deploy-\(UUID().uuidString).yaml")
         try mutated.write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        let option = ["deploy/ezpoll.yaml": "--manifests", "deploy/keda-scaledobject.yaml": "--scaledobject"][broken.file] ?? "--rules"
+        let option = ["deploy/ezpoll.yaml": "--manifests", "deploy/keda-scaledobject.yaml": "--scaledobject",
+                      "deploy/grafana-dashboard.json": "--dashboard"][broken.file] ?? "--rules"
         let result = try Packaging.checkDeploy([option, file.path])
         #expect(result.status == 1, "\(broken) must be rejected: \(result.output)")
         #expect(result.output.contains(broken.expectedMessage), "\(broken): \(result.output)")
@@ -47,6 +48,8 @@ enum BrokenDeploy: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case scaledObjectForAnotherGroup
     case lagThresholdBelowTheInFlightBound
     case scaleDownFasterThanATask
+    case unknownMetricOnTheDashboard
+    case unparsableDashboardQuery
 
     var testDescription: String { rawValue }
 
@@ -54,6 +57,7 @@ enum BrokenDeploy: String, CaseIterable, Sendable, CustomTestStringConvertible {
         switch self {
         case .unknownMetric: return "deploy/prometheus-rules.yaml"
         case .scaledObjectForAnotherGroup, .lagThresholdBelowTheInFlightBound, .scaleDownFasterThanATask: return "deploy/keda-scaledobject.yaml"
+        case .unknownMetricOnTheDashboard, .unparsableDashboardQuery: return "deploy/grafana-dashboard.json"
         default: return "deploy/ezpoll.yaml"
         }
     }
@@ -96,6 +100,10 @@ enum BrokenDeploy: String, CaseIterable, Sendable, CustomTestStringConvertible {
             return text.replacingOccurrences(of: #"lagThreshold: "1200""#, with: #"lagThreshold: "100""#)
         case .scaleDownFasterThanATask:
             return text.replacingOccurrences(of: "stabilizationWindowSeconds: 360", with: "stabilizationWindowSeconds: 60")
+        case .unknownMetricOnTheDashboard:
+            return text.replacingOccurrences(of: "ezpoll_polls_total{", with: "ezpoll_poll_total{")
+        case .unparsableDashboardQuery:
+            return text.replacingOccurrences(of: "sum by (outcome) (rate(", with: "sum by (outcome (rate(")
         }
     }
 
@@ -116,6 +124,8 @@ enum BrokenDeploy: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case .scaledObjectForAnotherGroup: return "trigger consumerGroup 'ezpoll-old' is not EZPOLL_GROUP_ID 'ezpoll'"
         case .lagThresholdBelowTheInFlightBound: return "lagThreshold 100 is below the group's in-flight bound 1200"
         case .scaleDownFasterThanATask: return "stabilizationWindowSeconds 60 must exceed the drain timeout"
+        case .unknownMetricOnTheDashboard: return "dashboard: metric ezpoll_poll_total does not exist"
+        case .unparsableDashboardQuery: return "dashboard: a query does not parse"
         }
     }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks ezpoll's Kubernetes manifests and Prometheus rules without a cluster.
 
-usage: check_deploy.py [--manifests FILE] [--rules FILE] [--rules-test FILE] [--scaledobject FILE]
+usage: check_deploy.py [--manifests FILE] [--rules FILE] [--rules-test FILE] [--scaledobject FILE] [--dashboard FILE]
 
 Defaults (relative to the repository root, found from this file's location):
 deploy/ezpoll.yaml, deploy/prometheus-rules.yaml,
@@ -33,6 +33,11 @@ Tests/PackagingTests/prometheus-rules-test.yaml.
    the group's in-flight bound (2 x EZPOLL_RATE_LIMIT x the poll interval: lag up to it
    is work in progress), at least 2 and at most 64 replicas, and a scale-down
    stabilisation longer than the drain timeout and the 300 s result window.
+
+5. The Grafana dashboard (deploy/grafana-dashboard.json): every panel has a title and a
+   query, every query parses (`promtool check rules` on a rule per query, Grafana's
+   $__rate_interval and $job filled in) and names only metrics ezpoll exports, and its
+   ConfigMap (deploy/grafana-dashboard-configmap.yaml) carries the same dashboard.
 
 Prints what it checked, one "PROBLEM: ..." line per problem, and exits 1 if there is any;
 otherwise ends with "deploy OK" and exits 0. Exits 2 when a tool it needs is missing.
@@ -423,6 +428,52 @@ def check_scaledobject(c, path, docs):
              f"and the result window ({RESULT_WINDOW:.0f} s)")
 
 
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h", "$job": ".*"}
+
+
+def check_dashboard(c, path, configmap_path, names):
+    """Every panel's query parses and names only exported metrics; the ConfigMap matches."""
+    import json
+    with open(path, encoding="utf-8") as f:
+        dashboard = json.load(f)
+    panels = dashboard.get("panels") or []
+    queries = []
+    for panel in panels:
+        targets = [t.get("expr") for t in panel.get("targets") or [] if t.get("expr")]
+        if not panel.get("title") or not targets:
+            c.problem(f"dashboard: panel {panel.get('id')} has no title or no query")
+        queries += [(panel.get("title"), expr) for expr in targets]
+    c.ok(f"dashboard: {len(panels)} panels, {len(queries)} queries")
+    check_metric_names(c, "dashboard", "\n".join(expr for _, expr in queries), names)
+    filled = []
+    for _, expr in queries:
+        for variable, value in GRAFANA_VARIABLES.items():
+            expr = expr.replace(variable, value)
+        filled.append(expr)
+    if shutil.which("promtool") is None:
+        c.problem("promtool is missing: run scripts/setup.sh (apt-get install prometheus)")
+    else:
+        rules = {"groups": [{"name": "dashboard", "rules": [
+            {"record": f"ezpoll_dashboard:query_{i}", "expr": expr} for i, expr in enumerate(filled)]}]}
+        with tempfile.TemporaryDirectory() as directory:
+            copy = os.path.join(directory, "dashboard-queries.yaml")
+            with open(copy, "w", encoding="utf-8") as f:
+                yaml.safe_dump(rules, f, sort_keys=False)
+            result = subprocess.run(["promtool", "check", "rules", copy], capture_output=True, text=True, timeout=300)
+        c.expect(result.returncode == 0, f"dashboard: every query parses (promtool, {len(filled)} queries)",
+                 f"dashboard: a query does not parse:\n{(result.stdout + result.stderr).strip()}")
+    with open(configmap_path, encoding="utf-8") as f:
+        configmap = yaml.safe_load(f) or {}
+    embedded = next(iter((configmap.get("data") or {}).values()), "")
+    try:
+        same = json.loads(embedded) == dashboard
+    except ValueError:
+        same = False
+    c.expect(same and configmap.get("kind") == "ConfigMap",
+             f"dashboard: {os.path.relpath(configmap_path, REPOSITORY)} carries the same dashboard",
+             f"dashboard: {os.path.relpath(configmap_path, REPOSITORY)} does not carry {os.path.relpath(path, REPOSITORY)}")
+
+
 def metric_names():
     """Names both in PipelineMetrics.swift and in README.md's metrics table, plus the
     _bucket/_sum/_count series of the table's histograms."""
@@ -507,6 +558,8 @@ def main():
     parser.add_argument("--rules", default=repo_path("deploy", "prometheus-rules.yaml"))
     parser.add_argument("--rules-test", default=repo_path("Tests", "PackagingTests", "prometheus-rules-test.yaml"))
     parser.add_argument("--scaledobject", default=repo_path("deploy", "keda-scaledobject.yaml"))
+    parser.add_argument("--dashboard", default=repo_path("deploy", "grafana-dashboard.json"))
+    parser.add_argument("--dashboard-configmap", default=repo_path("deploy", "grafana-dashboard-configmap.yaml"))
     options = parser.parse_args()
 
     c = Checker()
@@ -528,6 +581,10 @@ def main():
     except (KeyError, TypeError, AttributeError, StopIteration) as e:
         c.problem(f"manifests: unexpected structure ({type(e).__name__}: {e})")
     check_rules(c, options.rules, options.rules_test, metric_names())
+    try:
+        check_dashboard(c, options.dashboard, options.dashboard_configmap, metric_names())
+    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
+        c.problem(f"dashboard: cannot check {options.dashboard} ({type(e).__name__}: {e})")
     try:
         check_scaledobject(c, options.scaledobject, docs)
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
