@@ -68,18 +68,20 @@ extension Pipeline {
                 metrics.solutionPublished(expiresAt: message.expiresAt, now: now)
                 metrics.taskEnded(provider: message.context.provider, taskType: message.context.taskType, polls: message.polls,
                                   receipt: message.receipt)
-                await publish(.task(handle), record(message.context.taskId, message.jsonBytes(), configuration.topics.solutions, .solution))
+                await publish(.task(handle), record(message.context.taskId, message.jsonBytes(), configuration.topics.solutions, .solution,
+                                                    trace: message.context.trace))
             case .publishFailure(let handle, let message):
                 counters.failed(message.reason)
                 metrics.finished(failure: message.reason, createdAt: message.context.createdAt, now: WallClock.now())
                 metrics.taskEnded(provider: message.context.provider, taskType: message.context.taskType, polls: message.polls, receipt: nil)
-                await publish(.task(handle), record(message.context.taskId, message.jsonBytes(), configuration.topics.failures, .failure))
+                await publish(.task(handle), record(message.context.taskId, message.jsonBytes(), configuration.topics.failures, .failure,
+                                                    trace: message.context.trace))
             case .publishDeadLetter(let token, let message):
                 counters.deadLettered(message.reason.code)
                 metrics.deadLettered(message.reason.code)
                 await publish(.deadLetter(token), KafkaOutgoingRecord(
                     topic: configuration.topics.deadLetters, key: message.recordKey, value: message.jsonBytes(),
-                    headers: [KafkaHeader(name: MessageSchema.headerKey, string: MessageSchema.deadLetter.headerValue)]))
+                    headers: Self.headers(.deadLetter, message.trace)))
             default:
                 other.append(action)
             }

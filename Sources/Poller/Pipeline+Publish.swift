@@ -13,9 +13,14 @@ extension Pipeline {
         case deadLetter(OffsetTracker.Token)
     }
 
-    func record(_ taskId: String, _ value: [UInt8], _ topic: String, _ schema: MessageSchema) -> KafkaOutgoingRecord {
-        KafkaOutgoingRecord(topic: topic, key: Array(taskId.utf8), value: value,
-                            headers: [KafkaHeader(name: MessageSchema.headerKey, string: schema.headerValue)])
+    func record(_ taskId: String, _ value: [UInt8], _ topic: String, _ schema: MessageSchema, trace: TraceContext?) -> KafkaOutgoingRecord {
+        KafkaOutgoingRecord(topic: topic, key: Array(taskId.utf8), value: value, headers: Self.headers(schema, trace))
+    }
+
+    /// The schema header, and the input's trace context carried on.
+    static func headers(_ schema: MessageSchema, _ trace: TraceContext?) -> [KafkaHeader] {
+        [KafkaHeader(name: MessageSchema.headerKey, string: schema.headerValue)]
+            + (trace?.headers.map { KafkaHeader(name: $0.name, string: $0.value) } ?? [])
     }
 
     /// Queues the output; when the broker acknowledges it, its record is finished

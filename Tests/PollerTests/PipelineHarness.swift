@@ -106,11 +106,11 @@ final class PipelineHarness: @unchecked Sendable {
     }
 
     /// Publishes raw input records (key, value) to the input topic, round-robin over partitions.
-    func publish(_ records: [(key: [UInt8]?, value: [UInt8]?)], partitions: Int32 = 4) async throws {
+    func publish(_ records: [(key: [UInt8]?, value: [UInt8]?)], partitions: Int32 = 4, headers: [KafkaHeader] = []) async throws {
         let failures = Locked<Int>(0)
         for (i, record) in records.enumerated() {
             try await producer.enqueue(KafkaOutgoingRecord(topic: Self.topics.input, partition: Int32(i) % partitions,
-                                                           key: record.key, value: record.value)) { [placements] result in
+                                                           key: record.key, value: record.value, headers: headers)) { [placements] result in
                 switch result {
                 case .failure: failures.withLock { $0 += 1 }
                 case .success(let report): placements.withLock { $0[record.key.map { String(decoding: $0, as: UTF8.self) } ?? ""] = (report.partition, report.offset) }
@@ -218,6 +218,8 @@ struct Output {
     var key: String?
     var value: [UInt8]
     var schemaHeader: String?
+    /// Every header by name (the last of a name), as text.
+    var headers: [String: String] = [:]
     var json: [String: Any]
     /// When the collector read it (the collector fetches with a 10 ms wait).
     var receivedAt: Date
@@ -248,6 +250,7 @@ final class OutputCollector: @unchecked Sendable {
                                   value: value,
                                   schemaHeader: record.headers.first { $0.name == MessageSchema.headerKey }
                                       .flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } },
+                                  headers: Dictionary(record.headers.map { ($0.name, String(decoding: $0.value ?? [], as: UTF8.self)) }) { $1 },
                                   json: json, receivedAt: now,
                                   producedAt: record.timestampMs.map { Date(timeIntervalSince1970: Double($0) / 1_000) })
                 }

@@ -38,7 +38,8 @@ extension PollingEngine {
         let event: TaskEvent
         switch configuration.decoder.decode(record.value) {
         case .failure(let reason):
-            let message = DeadLetterMessage(reason: reason, source: record.source, key: record.key, value: record.value, rejectedAt: now)
+            let message = DeadLetterMessage(reason: reason, source: record.source, key: record.key, value: record.value, rejectedAt: now,
+                                            trace: record.trace)
             pendingDeadLetters[token.partition, default: 0] += 1
             return [.publishDeadLetter(token, message)]
         case .success(let decoded):
@@ -48,7 +49,8 @@ extension PollingEngine {
             // Polling it against another provider's API would only produce wrong answers.
             let reason = DeadLetterReason(.unknownProvider,
                                           "provider '\((event.provider ?? configuration.defaultProvider).prefix(64))' is not configured here (configured: \(routes.names.joined(separator: ", ")))")
-            let message = DeadLetterMessage(reason: reason, source: record.source, key: record.key, value: record.value, rejectedAt: now)
+            let message = DeadLetterMessage(reason: reason, source: record.source, key: record.key, value: record.value, rejectedAt: now,
+                                            trace: record.trace)
             pendingDeadLetters[token.partition, default: 0] += 1
             return [.publishDeadLetter(token, message)]
         }
@@ -56,6 +58,7 @@ extension PollingEngine {
             event: event, source: record.source, recordTimestamp: record.source.timestamp ?? now,
             defaultProvider: route.name)
         context.provider = route.name // the configured spelling: it picks the client
+        context.trace = record.trace
         // A creation time in the future (producer clock ahead) would stretch the window: clamp it.
         context.createdAt = min(context.createdAt, now)
         context.taskType = interner.intern(context.taskType)

@@ -12,13 +12,17 @@ public struct DeadLetterMessage: Hashable, Sendable {
     /// Original record value (nil for a null value).
     public var value: [UInt8]?
     public var rejectedAt: Timestamp
+    /// The original record's trace context, carried on to the dead letter's headers.
+    public var trace: TraceContext?
 
-    public init(reason: DeadLetterReason, source: MessageSource, key: [UInt8]?, value: [UInt8]?, rejectedAt: Timestamp) {
+    public init(reason: DeadLetterReason, source: MessageSource, key: [UInt8]?, value: [UInt8]?, rejectedAt: Timestamp,
+                trace: TraceContext? = nil) {
         self.reason = reason
         self.source = source
         self.key = key
         self.value = value
         self.rejectedAt = rejectedAt
+        self.trace = trace
     }
 
     public static let schema = MessageSchema.deadLetter

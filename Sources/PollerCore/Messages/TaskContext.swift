@@ -11,6 +11,8 @@ public struct TaskContext: Hashable, Sendable {
     public var correlationId: String?
     public var metadata: RawJSON?
     public var source: MessageSource
+    /// The input record's trace context, carried on to the output's headers.
+    public var trace: TraceContext?
 
     public init(
         taskId: String, createdAt: Timestamp, provider: String, taskType: String? = nil,
