@@ -22,20 +22,21 @@ struct ProgressLivenessTests {
                              metadata: metadata, finishedAbove: 0, truncated: truncated)
     }
 
-    @Test func aStallCountsOnlyWhileRecordsWaitAboveTheCommittedOffset() async throws {
+    @Test func aStallCountsOnlyWhileRecordsWaitAboveTheCommittedOffset() throws {
         let metrics = PipelineMetrics()
-        metrics.consumed(Self.records(10..<20))
-        try await Task.sleep(for: .milliseconds(120))
-        let waiting = try #require(metrics.stalls().first)
+        let start = ContinuousClock.now
+        metrics.consumed(Self.records(10..<20), now: start)
+        let waiting = try #require(metrics.stalls(now: start + .seconds(50)).first)
         #expect(waiting.partition == Self.partition && waiting.committedOffset == 10)
-        #expect(waiting.duration >= .milliseconds(100), "records 10-19 wait above offset 10")
+        #expect(waiting.duration == .seconds(50), "records 10-19 wait above offset 10")
 
-        metrics.committed([Self.commit(15)], metadataMaxBytes: 4096)
-        #expect(try #require(metrics.stalls().first).duration < .milliseconds(100), "the offset moved: the clock restarts")
+        metrics.committed([Self.commit(10)], metadataMaxBytes: 4096, now: start + .seconds(60))
+        #expect(try #require(metrics.stalls(now: start + .seconds(70)).first).duration == .seconds(70), "the same offset again is no progress")
+        metrics.committed([Self.commit(15)], metadataMaxBytes: 4096, now: start + .seconds(80))
+        #expect(try #require(metrics.stalls(now: start + .seconds(90)).first).duration == .seconds(10), "the offset moved: the clock restarts")
 
-        metrics.committed([Self.commit(20)], metadataMaxBytes: 4096)
-        try await Task.sleep(for: .milliseconds(120))
-        #expect(metrics.stalls().first?.duration == .zero, "nothing waits above 20: no stall, however long")
+        metrics.committed([Self.commit(20)], metadataMaxBytes: 4096, now: start + .seconds(100))
+        #expect(metrics.stalls(now: start + .seconds(10_000)).first?.duration == .zero, "nothing waits above 20: no stall, however long")
         let text = PrometheusText(String(decoding: metrics.exposition(), as: UTF8.self))
         #expect(text[PipelineMetrics.Name.commitStall, ["topic": "captcha.tasks", "partition": "2"]] == 0)
     }

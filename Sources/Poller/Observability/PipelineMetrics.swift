@@ -282,7 +282,7 @@ public final class PipelineMetrics: Sendable {
     // MARK: Events from the driver
 
     /// A batch of input records arrived (before decoding).
-    func consumed(_ batch: [KafkaRecord]) {
+    func consumed(_ batch: [KafkaRecord], now: ContinuousClock.Instant = .now) {
         guard !batch.isEmpty else { return }
         recordsConsumed.increment(by: batch.count)
         var ends: [TopicPartition: Int64] = [:]
@@ -298,7 +298,7 @@ public final class PipelineMetrics: Sendable {
                 } else {
                     // The first record read after assignment starts where the last owner's watermark was.
                     let first = batch.lazy.filter { $0.topicPartition == partition }.map(\.offset).min() ?? end
-                    m.partitions[partition] = makePartitionState(partition, consumedEnd: end, stored: first)
+                    m.partitions[partition] = makePartitionState(partition, consumedEnd: end, stored: first, now: now)
                 }
                 Self.updateOffsetGauges(m.partitions[partition])
             }
@@ -307,12 +307,12 @@ public final class PipelineMetrics: Sendable {
 
     /// These commits (offset next to read, finished offsets above it) were acknowledged by
     /// the broker; their metadata fills `metadataMaxBytes` (`--commit-metadata-max-bytes`) to a share.
-    func committed(_ commits: [OffsetTracker.Commit], metadataMaxBytes: Int) {
+    func committed(_ commits: [OffsetTracker.Commit], metadataMaxBytes: Int, now: ContinuousClock.Instant = .now) {
         withLock { m in
             for commit in commits {
                 let partition = TopicPartition(commit.partition.topic, commit.partition.partition)
                 guard var state = m.partitions[partition] else { continue }
-                if commit.offset > (state.stored ?? .min) { state.lastAdvance = .now }
+                if commit.offset > (state.stored ?? .min) { state.lastAdvance = now }
                 state.stored = commit.offset
                 state.finishedAbove = commit.finishedAbove
                 m.partitions[partition] = state
@@ -335,9 +335,8 @@ public final class PipelineMetrics: Sendable {
     }
 
     /// Every assigned partition's stall now (its gauge updated), longest first.
-    func stalls() -> [Stall] {
-        let now = ContinuousClock.now
-        return withLock { m in
+    func stalls(now: ContinuousClock.Instant = .now) -> [Stall] {
+        withLock { m in
             m.partitions.map { partition, state in
                 let stall = state.stall(now: now)
                 state.stallGauge.record(Double(stall.components.seconds) + Double(stall.components.attoseconds) / 1e18)
@@ -351,10 +350,11 @@ public final class PipelineMetrics: Sendable {
         withLock { m in m.kafka.brokersDown = false }
     }
 
-    private func makePartitionState(_ partition: TopicPartition, consumedEnd: Int64, stored: Int64?) -> PartitionState {
+    private func makePartitionState(_ partition: TopicPartition, consumedEnd: Int64, stored: Int64?,
+                                    now: ContinuousClock.Instant) -> PartitionState {
         let dimensions = [("topic", partition.topic), ("partition", String(partition.partition))]
         return PartitionState(
-            consumedEnd: consumedEnd, stored: stored, lastAdvance: .now,
+            consumedEnd: consumedEnd, stored: stored, lastAdvance: now,
             lag: Gauge(label: Name.watermarkLag, dimensions: dimensions, factory: factory),
             consumed: Gauge(label: Name.consumedOffset, dimensions: dimensions, factory: factory),
             storedGauge: Gauge(label: Name.committedOffset, dimensions: dimensions, factory: factory),
