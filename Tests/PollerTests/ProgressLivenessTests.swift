@@ -90,7 +90,9 @@ struct BrokerLagTests {
     func brokerLagFollowsTheCommittedOffsets() async throws {
         var sim = SimulatorConfig()
         sim.validKeys = [PipelineHarness.goodKey]
-        sim.solveTime = .fixed(40) // 2 real s at the harness's time scale: in flight for a while
+        // 200 API s (10 real s at the harness's time scale): all 60 are in flight at once
+        // however slowly a busy machine reads them.
+        sim.solveTime = .fixed(200)
         let harness = try await PipelineHarness(simulator: sim)
         let outputs = try harness.outputs()
         var config = harness.configuration(group: "lag-group")
