@@ -487,10 +487,9 @@ public final class PipelineMetrics: Sendable {
         let counter = withLock { m -> Counter in
             if success { m.kafka.brokersDown = false }
             let name = success ? Name.resultsPublished : Name.publishErrors
-            if let existing = success ? m.published[topic] : m.publishErrors[topic] { return existing }
-            let made = Counter(label: name, dimensions: [("topic", topic)], factory: factory)
-            if success { m.published[topic] = made } else { m.publishErrors[topic] = made }
-            return made
+            return success
+                ? Self.cached(topic, in: &m.published) { Counter(label: name, dimensions: [("topic", topic)], factory: factory) }
+                : Self.cached(topic, in: &m.publishErrors) { Counter(label: name, dimensions: [("topic", topic)], factory: factory) }
         }
         counter.increment()
     }
@@ -520,10 +519,9 @@ public final class PipelineMetrics: Sendable {
             case .fatal(let error): m.kafka.fatalError = error.message
             case .error: break
             }
-            if let existing = m.kafkaEvents[kind] { return existing }
-            let made = Counter(label: Name.kafkaClientEvents, dimensions: [("event", kind)], factory: factory)
-            m.kafkaEvents[kind] = made
-            return made
+            return Self.cached(kind, in: &m.kafkaEvents) {
+                Counter(label: Name.kafkaClientEvents, dimensions: [("event", kind)], factory: factory)
+            }
         }
         counter.increment()
     }
