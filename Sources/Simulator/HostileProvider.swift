@@ -43,10 +43,9 @@ public final class HostileProvider: Sendable {
         case resetMidBody = "reset-mid-body"
     }
 
-    public let port: Int
+    public var port: Int { listener.port }
     public var baseURL: String { "http://127.0.0.1:\(port)" }
-    private let channel: any Channel
-    private let group: MultiThreadedEventLoopGroup
+    private let listener: LoopbackListener
     private let state: NIOLockedValueBox<State>
 
     struct State {
@@ -70,31 +69,21 @@ public final class HostileProvider: Sendable {
     ///   - floodBytes: how much a flood sends at most before it closes.
     ///   - slowByteInterval: the pause between the slow body's bytes.
     public static func start(floodBytes: Int = 128 << 20, slowByteInterval: TimeAmount = .seconds(2)) async throws -> HostileProvider {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let state = NIOLockedValueBox(State())
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(
-                        Handler(state: state, floodBytes: floodBytes, slowByteInterval: slowByteInterval))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        return HostileProvider(port: channel.localAddress?.port ?? 0, channel: channel, group: group, state: state)
+        let listener = try await LoopbackListener.start { pipeline in
+            try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
+            try pipeline.addHandler(Handler(state: state, floodBytes: floodBytes, slowByteInterval: slowByteInterval))
+        }
+        return HostileProvider(listener: listener, state: state)
     }
 
-    private init(port: Int, channel: any Channel, group: MultiThreadedEventLoopGroup, state: NIOLockedValueBox<State>) {
-        self.port = port
-        self.channel = channel
-        self.group = group
+    private init(listener: LoopbackListener, state: NIOLockedValueBox<State>) {
+        self.listener = listener
         self.state = state
     }
 
     public func stop() async throws {
-        try await channel.close()
-        try await group.shutdownGracefully()
+        try await listener.stop()
     }
 
     private final class Handler: ChannelInboundHandler {

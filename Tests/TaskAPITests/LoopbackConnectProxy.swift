@@ -1,38 +1,30 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Simulator
 
 /// An HTTP CONNECT proxy on loopback, as an egress proxy in front of a provider: it reads
 /// `CONNECT host:port`, checks `Proxy-Authorization` when `credentials` is set (407
 /// otherwise), connects to the target, answers 200 and relays bytes both ways. It
 /// records each CONNECT head and every byte it relayed towards the target.
 struct LoopbackConnectProxy {
-    let channel: any Channel
-    let group: MultiThreadedEventLoopGroup
+    let listener: LoopbackListener
     let heads: NIOLockedValueBox<[String]>
     let relayed: NIOLockedValueBox<[UInt8]>
-    var port: Int { channel.localAddress?.port ?? 0 }
+    var port: Int { listener.port }
 
     /// `credentials`: the `Basic` token the proxy demands, nil for none.
     static func start(credentials: String? = nil) async throws -> LoopbackConnectProxy {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let heads = NIOLockedValueBox<[String]>([])
         let relayed = NIOLockedValueBox<[UInt8]>([])
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        ConnectHandler(credentials: credentials, heads: heads, relayed: relayed))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        return LoopbackConnectProxy(channel: channel, group: group, heads: heads, relayed: relayed)
+        let listener = try await LoopbackListener.start { pipeline in
+            try pipeline.addHandler(ConnectHandler(credentials: credentials, heads: heads, relayed: relayed))
+        }
+        return LoopbackConnectProxy(listener: listener, heads: heads, relayed: relayed)
     }
 
     func stop() async throws {
-        try await channel.close()
-        try await group.shutdownGracefully()
+        try await listener.stop()
     }
 
     private final class ConnectHandler: ChannelInboundHandler {

@@ -3,40 +3,32 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import Simulator
 
 /// A loopback HTTP(S) server with one canned JSON answer, for the client's connection
 /// tests: it records each request line and counts connections. `answersPerConnection`:
 /// after that many answers a connection is closed at its next request without an answer
 /// (a server's idle close racing the request); 0 never answers; nil answers every request.
 struct LoopbackHTTPServer {
-    let channel: any Channel
-    let group: MultiThreadedEventLoopGroup
+    let listener: LoopbackListener
     let requests: NIOLockedValueBox<[String]>
     let connections: NIOLockedValueBox<Int>
-    var port: Int { channel.localAddress?.port ?? 0 }
+    var port: Int { listener.port }
 
     static func start(tls: NIOSSLContext? = nil, answersPerConnection: Int? = nil, body: String) async throws -> LoopbackHTTPServer {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let requests = NIOLockedValueBox<[String]>([])
         let connections = NIOLockedValueBox(0)
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                connections.withLockedValue { $0 += 1 }
-                return channel.eventLoop.makeCompletedFuture {
-                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(
-                        CannedAnswer(limit: answersPerConnection, body: body, requests: requests))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        return LoopbackHTTPServer(channel: channel, group: group, requests: requests, connections: connections)
+        let listener = try await LoopbackListener.start { pipeline in
+            connections.withLockedValue { $0 += 1 }
+            if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
+            try pipeline.configureHTTPServerPipeline()
+            try pipeline.addHandler(CannedAnswer(limit: answersPerConnection, body: body, requests: requests))
+        }
+        return LoopbackHTTPServer(listener: listener, requests: requests, connections: connections)
     }
 
     func stop() async throws {
-        try await channel.close()
-        try await group.shutdownGracefully()
+        try await listener.stop()
     }
 
     final class CannedAnswer: ChannelInboundHandler {
