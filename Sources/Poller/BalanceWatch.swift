@@ -23,7 +23,8 @@ public struct BalanceWatch: Service {
         }
     }
 
-    /// Default: 30 s, the least time between two getBalance calls of one account.
+    /// The least time allowed between two getBalance calls of one account (30 s); the
+    /// watch is off unless an interval is given.
     public static let shortestInterval = Duration.seconds(30)
 
     let accounts: [Account]
