@@ -65,9 +65,10 @@ extension PollingEngine {
         context.provider = interner.intern(context.provider)
         context.source.topic = interner.intern(context.source.topic)
         let key = event.clientKey ?? route.defaultClientKey
-        let policyIndex = routes.policyIndex(route, taskType: context.taskType)
+        let policyIndex = routes.policyIndex(route, taskType: context.taskType, expectsCallback: event.expectsCallback)
         let policy = routes.policies[Int(policyIndex)]
         let handle = tasks.insert(TaskState(context: context, key: key ?? ClientKey(""), token: token, lastPollAt: now, policyIndex: policyIndex))
+        if configuration.callbacks != nil { callbackIndex[CallbackKey(route: route.ordinal, taskId: context.taskId)] = handle }
         var actions: [Action] = []
         if let action = inFlight.added() { actions.append(fetch(action)) }
 

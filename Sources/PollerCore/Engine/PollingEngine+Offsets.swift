@@ -93,7 +93,7 @@ extension PollingEngine {
             guard let task = tasks[handle], partitions.contains(task.token.partition),
                   !onlyWaiting || task.phase == .waiting else { continue }
             scheduler.cancel(handle)
-            tasks.remove(handle)
+            removeTask(handle)
             dropped += 1
         }
         held.removeAll { partitions.contains($0.partition) } // re-read by whoever owns them next
@@ -136,7 +136,7 @@ extension PollingEngine {
 
     /// The output of a task was acknowledged: its offset is finished.
     public mutating func published(_ handle: TaskHandle) -> [Action] {
-        guard let task = tasks.remove(handle) else { return [] } // revoked meanwhile
+        guard let task = removeTask(handle) else { return [] } // revoked meanwhile
         var actions = offsets.finish(task.token) == .finished ? scheduleCommit() : []
         if let action = inFlight.removed() { actions.append(fetch(action)) }
         return actions

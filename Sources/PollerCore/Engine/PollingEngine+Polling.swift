@@ -126,7 +126,7 @@ extension PollingEngine {
                 break // a result: publish it, so the next owner need not poll again
             case .processing, .transient, .ipBanned:
                 // No more polls here: the task stays unfinished for the next owner.
-                tasks.remove(handle)
+                removeTask(handle)
                 if let action = inFlight.removed() { actions.append(fetch(action)) }
                 return actions
             }
@@ -176,9 +176,14 @@ extension PollingEngine {
                 actions.append(fail(handle, reason: .transientErrors, now: now))
                 return actions
             }
-            let decision = policy.nextPoll(
+            var decision = policy.nextPoll(
                 after: kind, pollsSoFar: Int(task.polls), lastPollAt: task.lastPollAt, createdAt: task.context.createdAt,
                 now: now, backoffAttempt: Int(task.transientStreak), slowdown: slowdown, using: &random)
+            if task.hintPending {
+                // A callback came while this call was out: the answer may predate the solve.
+                tasks.update(handle) { $0.hintPending = false }
+                if kind == .processing, case .pollAt(let at) = decision { decision = .pollAt(min(at, max(now, task.lastPollAt + policy.minInterval))) }
+            }
             var notBefore: Timestamp?
             if case .transient(let retryAfter?) = outcome { notBefore = now + retryAfter }
             switch decision {

@@ -61,6 +61,10 @@ public struct PollingEngine: Sendable {
         public var deadLetterMaxOriginalBytes = DeadLetterMessage.defaultMaxOriginalBytes
         /// Longest commit metadata (the broker's `offset.metadata.max.bytes`).
         public var maxCommitMetadataBytes = OffsetCommitMetadata.defaultMaxBytes
+        /// Provider callbacks are taken (`callbackReceived`): tasks are found by id, and
+        /// those whose event expects a callback are polled on this safety schedule.
+        /// Default: nil, no callbacks.
+        public var callbacks: CallbackSchedule?
 
         /// The polling policy, provider name and ban pause come from `profile`.
         public init(profile: ProviderProfile = .ezCaptcha) {
@@ -120,6 +124,10 @@ public struct PollingEngine: Sendable {
         var deferredByBan = false
         /// Index of the task's policy in `routes.policies`.
         var policyIndex: UInt8 = 0
+        /// Callbacks that made a poll due (at most `CallbackSchedule.maxHintsPerTask`).
+        var hints: UInt8 = 0
+        /// A callback came during a call: if that call says `processing`, poll again at once.
+        var hintPending = false
     }
 
     public let configuration: Configuration
@@ -142,6 +150,8 @@ public struct PollingEngine: Sendable {
     var slowdown = 1.0
     var interner = StringInterner()
     let routes: ProviderRoutes
+    /// Tasks by provider and id, while callbacks are taken (`callbackReceived`).
+    var callbackIndex: [CallbackKey: TaskHandle] = [:]
     /// Records that arrived at the in-flight bound (already fetched when the input
     /// paused): untracked, like the backlog still in Kafka, and taken in order by `tick`
     /// when the count falls to the low-water mark. Dropped when their partition goes.

@@ -29,6 +29,8 @@ public struct ProviderRoute: Sendable, Hashable {
 struct ProviderRoutes: Sendable {
     struct Resolved: Sendable {
         var name: String
+        /// Position among the routes (`CallbackKey`).
+        var ordinal: UInt8
         var policyIndex: UInt8
         var taskTypeIndex: [String: UInt8]
         var defaultClientKey: ClientKey?
@@ -36,6 +38,9 @@ struct ProviderRoutes: Sendable {
     }
 
     private(set) var policies: [PollingPolicy] = []
+    /// The safety-schedule variant of each policy (`CallbackSchedule`), by policy index;
+    /// empty when the engine takes no callbacks.
+    private var callbackVariants: [UInt8] = []
     private var byName: [String: Resolved] = [:]
     let names: [String]
 
@@ -46,13 +51,18 @@ struct ProviderRoutes: Sendable {
                              tokenLifetimes: configuration.tokenLifetimes)]
             : configuration.providers
         names = routes.map(\.name)
-        for route in routes {
+        precondition(routes.count <= Int(UInt8.max), "ProviderRoutes: at most 255 providers")
+        for (ordinal, route) in routes.enumerated() {
             let index = add(route.policy)
             var taskTypes: [String: UInt8] = [:]
             for (taskType, policy) in route.taskTypePolicies { taskTypes[taskType] = add(policy) }
-            byName[route.name.lowercased()] = Resolved(name: route.name, policyIndex: index, taskTypeIndex: taskTypes,
+            byName[route.name.lowercased()] = Resolved(name: route.name, ordinal: UInt8(ordinal), policyIndex: index, taskTypeIndex: taskTypes,
                                                        defaultClientKey: route.defaultClientKey ?? configuration.defaultClientKey,
                                                        tokenLifetimes: route.tokenLifetimes)
+        }
+        if let schedule = configuration.callbacks {
+            let base = policies
+            callbackVariants = base.map { add($0.expectingCallback(schedule)) }
         }
     }
 
@@ -70,7 +80,10 @@ struct ProviderRoutes: Sendable {
         route(provider)?.tokenLifetimes.lifetime(taskType: taskType)
     }
 
-    func policyIndex(_ route: Resolved, taskType: String?) -> UInt8 {
-        taskType.flatMap { route.taskTypeIndex[$0] } ?? route.policyIndex
+    /// The policy of a task: its task type's or its provider's, on the safety schedule
+    /// when it expects a callback and callbacks are taken.
+    func policyIndex(_ route: Resolved, taskType: String?, expectsCallback: Bool = false) -> UInt8 {
+        let index = taskType.flatMap { route.taskTypeIndex[$0] } ?? route.policyIndex
+        return expectsCallback && !callbackVariants.isEmpty ? callbackVariants[Int(index)] : index
     }
 }

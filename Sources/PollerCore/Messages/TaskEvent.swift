@@ -12,11 +12,16 @@ public struct TaskEvent: Hashable, Sendable {
     public var correlationId: String?
     /// The `metadata` object's JSON text as received (any clientKey in it redacted), echoed in outputs.
     public var metadata: RawJSON?
+    /// `"callback": true`: the producer gave the provider a `callbackUrl` that reaches
+    /// `ezpoll run`'s callback receiver; the task is polled on the safety schedule
+    /// (`CallbackSchedule`) and at once on its callback. Default: false.
+    public var expectsCallback: Bool
 
     public init(
         taskId: String, clientKey: ClientKey? = nil, createdAt: Timestamp? = nil, taskType: String? = nil,
-        provider: String? = nil, correlationId: String? = nil, metadata: RawJSON? = nil
+        provider: String? = nil, correlationId: String? = nil, metadata: RawJSON? = nil, expectsCallback: Bool = false
     ) {
+        self.expectsCallback = expectsCallback
         self.taskId = taskId
         self.clientKey = clientKey
         self.createdAt = createdAt

@@ -60,7 +60,7 @@ public struct TaskEventDecoder: Sendable {
     }
 
     private enum Field: Int, CaseIterable {
-        case taskId, clientKey, createdAt, taskType, provider, correlationId, metadata
+        case taskId, clientKey, createdAt, taskType, provider, correlationId, metadata, callback
         var name: StaticString {
             switch self {
             case .taskId: return "taskId"
@@ -70,6 +70,7 @@ public struct TaskEventDecoder: Sendable {
             case .provider: return "provider"
             case .correlationId: return "correlationId"
             case .metadata: return "metadata"
+            case .callback: return "callback"
             }
         }
     }
@@ -164,6 +165,13 @@ public struct TaskEventDecoder: Sendable {
                 return DeadLetterReason(.metadataTooLarge, "metadata is \(range.count) bytes, the limit is \(maxMetadataBytes)")
             }
             event.metadata = RawJSON(unchecked: ClientKeyRedactor.redact(Array(v.bytes)))
+            return nil
+        case .callback:
+            if isNull { return nil }
+            guard first == UInt8(ascii: "t") || first == UInt8(ascii: "f") else {
+                return DeadLetterReason(.invalidField, "callback must be a boolean, got \(Self.kind(first))")
+            }
+            event.expectsCallback = first == UInt8(ascii: "t")
             return nil
         case .createdAt:
             if isNull { return nil }
