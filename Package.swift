@@ -83,6 +83,8 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                // Sends the provider callbacks.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         // The pure core: engine, scheduler, policy, limits, offset tracker, message models

@@ -64,3 +64,20 @@ extension Pipeline {
         }
     }
 }
+
+// Pipeline: provider callbacks → an earlier poll (never an output of their own).
+extension Pipeline {
+    /// A provider said a task is done: if it is in flight here, its next poll is due now
+    /// (within the call budget); the dispatcher wakes for it.
+    @discardableResult
+    public func callbackArrived(_ callback: ProviderCallback) -> PollingEngine.CallbackVerdict {
+        let now = WallClock.now()
+        let (verdict, provider, next) = withEngine { engine in
+            (engine.callbackReceived(provider: callback.provider, taskId: callback.taskId, now: now),
+             engine.routeName(callback.provider), engine.nextWakeup(now: now))
+        }
+        if verdict == .pollDue { wakeup.signal(ifDueBefore: next) }
+        metrics.callback(provider: provider ?? "unknown", result: verdict.rawValue)
+        return verdict
+    }
+}

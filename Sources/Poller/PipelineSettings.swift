@@ -74,6 +74,11 @@ public struct PipelineSettings: Sendable {
     /// Kafka work a commit waits for (the commit interval, acknowledgements, a rebalance)
     /// does not run faster with the simulator.
     public static let shortestStallThreshold = Duration.seconds(30)
+    /// The provider callback receiver (`--callback-port`); port 0: off, and no task
+    /// expects a callback whatever its event says.
+    public var callbacks = CallbackReceiver.Configuration(host: "0.0.0.0", port: 0)
+    /// The safety schedule of tasks that expect a callback, on the API's clock.
+    public var callbackSchedule = CallbackSchedule()
     /// librdkafka properties for both clients, and for one side only.
     public var kafkaProperties: [String: String] = [:]
     public var consumerProperties: [String: String] = [:]
@@ -208,6 +213,11 @@ public struct PipelineSettings: Sendable {
         }
         engine.errorBudget = ErrorBudget(window: scaled(nil, ErrorBudget().window), maxErrorRate: maxErrorRate, maxErrors: maxErrorsPerMinute)
         engine.maxCommitMetadataBytes = commitMetadataMaxBytes
+        if callbacks.port != 0 {
+            engine.callbacks = CallbackSchedule(firstPoll: scaled(callbackSchedule.firstPoll, callbackSchedule.firstPoll),
+                                                interval: scaled(callbackSchedule.interval, callbackSchedule.interval),
+                                                maxHintsPerTask: callbackSchedule.maxHintsPerTask)
+        }
 
         var consumer = KafkaConsumerConfiguration(bootstrapServers: brokers, groupID: groupID)
         consumer.properties = kafkaProperties.merging(consumerProperties) { $1 }

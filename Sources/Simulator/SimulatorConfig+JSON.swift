@@ -33,11 +33,13 @@ extension SimulatorConfig {
             ("http500Probability", faults.http500Probability), ("http503Probability", faults.http503Probability),
             ("http429Probability", faults.http429Probability), ("serviceUnavailableProbability", faults.serviceUnavailableProbability),
             ("malformedProbability", faults.malformedProbability), ("truncatedProbability", faults.truncatedProbability),
-            ("slowProbability", faults.slowProbability),
+            ("slowProbability", faults.slowProbability), ("callbacks.lossProbability", callbacks.lossProbability),
+            ("callbacks.duplicateProbability", callbacks.duplicateProbability), ("callbacks.forgedProbability", callbacks.forgedProbability),
         ]
         for (name, value) in probabilities where !(0...1).contains(value) {
             try fail("\(name) must be within 0…1")
         }
+        if !(callbacks.minDelay >= 0 && callbacks.minDelay <= callbacks.maxDelay) { try fail("callbacks need 0 ≤ minDelay ≤ maxDelay") }
         if let ban, ban.maxErrors < 0 || !(ban.window > 0) || !(ban.duration >= 0) {
             try fail("ban needs maxErrors ≥ 0, window > 0, duration ≥ 0")
         }

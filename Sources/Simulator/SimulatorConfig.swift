@@ -37,8 +37,31 @@ public struct SimulatorConfig: Sendable, Hashable, Codable {
     public var ban: BanRule? = nil
     /// Fault injection for getTaskResult.
     public var faults: FaultConfig = .init()
+    /// Provider callbacks: a POST when a task is done (Anti-Captcha's `callbackUrl`).
+    public var callbacks: CallbackConfig = .init()
 
     public init() {}
+
+    /// When and how a task's callback is sent: to the `callbackUrl` its createTask named,
+    /// else to `url`; none without either. Drawn once per task, when it is created.
+    public struct CallbackConfig: Sendable, Hashable, Codable {
+        /// Where callbacks go for tasks whose createTask names no `callbackUrl`; nil: only those that do.
+        public var url: String? = nil
+        /// Chance that a task's callback is never sent.
+        public var lossProbability: Double = 0
+        /// Chance that it is sent twice (the copy up to `maxDelay` later).
+        public var duplicateProbability: Double = 0
+        /// Chance that a forged "ready" callback for the task arrives while it is still
+        /// being solved (its real callback is drawn as usual).
+        public var forgedProbability: Double = 0
+        /// API seconds from the task being done to its callback, uniform in [min, max].
+        public var minDelay: Double = 0
+        public var maxDelay: Double = 0
+
+        public init() {}
+
+        public var isOff: Bool { url == nil }
+    }
 
     public enum TaskIdStyle: String, Sendable, Hashable, Codable {
         case uuid

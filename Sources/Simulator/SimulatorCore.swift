@@ -22,6 +22,8 @@ public struct SimulatorCore: Sendable {
     /// Poll counts of forgotten tasks that were polled, kept for `stats`.
     var retiredPolls: [Int32] = []
     var createdSincePurge = 0
+    /// Callbacks planned by createTask and not yet taken by the sender (`takeCallbacks`).
+    var pendingCallbacks: [CallbackDelivery] = []
     static let purgeEvery = 4096
 
     public init(config: SimulatorConfig = .init()) {
@@ -114,7 +116,7 @@ public struct SimulatorCore: Sendable {
     }
 
     /// createTask / bulk create: `count` new tasks whose solve times follow the configuration.
-    public mutating func createTasks(clientKey: String, count: Int = 1, now: Double) -> CreateReply {
+    public mutating func createTasks(clientKey: String, count: Int = 1, callbackUrl: String? = nil, now: Double) -> CreateReply {
         counters.createTaskCalls += 1
         if let error = admit(clientKey: clientKey, now: now) {
             record(error, now: now)
@@ -123,7 +125,7 @@ public struct SimulatorCore: Sendable {
         var ids: [String] = []
         ids.reserveCapacity(count)
         for _ in 0..<max(0, count) {
-            ids.append(insertTask(now: now, forced: nil))
+            ids.append(insertTask(now: now, forced: nil, callbackUrl: callbackUrl))
         }
         return .created(taskIds: ids)
     }
@@ -131,10 +133,10 @@ public struct SimulatorCore: Sendable {
     /// Creates one task with an explicit solve time (API seconds from now) and fate,
     /// bypassing key checks — for tests and scenarios.
     public mutating func createTask(solveTime: Double, unsolvable: Bool = false, now: Double) -> String {
-        insertTask(now: now, forced: (solveTime, unsolvable))
+        insertTask(now: now, forced: (solveTime, unsolvable), callbackUrl: nil)
     }
 
-    private mutating func insertTask(now: Double, forced: (Double, Bool)?) -> String {
+    private mutating func insertTask(now: Double, forced: (Double, Bool)?, callbackUrl: String?) -> String {
         let index = createdCount
         createdCount += 1
         var random = SplitMix64(seed: config.seed, stream: index)
@@ -149,6 +151,9 @@ public struct SimulatorCore: Sendable {
             unsolvable = random.chance(config.unsolvableFraction)
         }
         tasks[id] = SimTask(createdAt: now, readyAt: now + solveTime, unsolvable: unsolvable)
+        if let url = callbackUrl ?? config.callbacks.url {
+            planCallbacks(taskId: id, index: index, url: url, createdAt: now, readyAt: now + solveTime, unsolvable: unsolvable)
+        }
         counters.tasksCreated += 1
         createdSincePurge += 1
         if createdSincePurge >= SimulatorCore.purgeEvery {

@@ -24,20 +24,36 @@ final class SimulatorEngine: Sendable {
     }
 
     private let state: NIOLockedValueBox<State>
+    private let callbacks: CallbackSender
     static let maxBulkCreate = 100_000
 
-    init(config: SimulatorConfig) {
-        state = NIOLockedValueBox(State(core: SimulatorCore(config: config),
-                                        timebase: SimTimebase(scale: config.timeScale, nanos: SimTimebase.clock())))
+    init(config: SimulatorConfig, group: EventLoopGroup) {
+        let state = NIOLockedValueBox(State(core: SimulatorCore(config: config),
+                                            timebase: SimTimebase(scale: config.timeScale, nanos: SimTimebase.clock())))
+        self.state = state
+        callbacks = CallbackSender(group: group) { delivered in
+            state.withLockedValue { state in
+                if delivered { state.core.counters.callbacksDelivered += 1 } else { state.core.counters.callbacksFailed += 1 }
+            }
+        }
     }
 
     // MARK: - Swift API
 
+    /// The core under the lock; callbacks the body planned (by creating tasks) are sent after it.
     func withState<T>(_ body: (inout SimulatorCore, _ now: Double) -> T) -> T {
-        state.withLockedValue { state in
+        let (result, deliveries, now, scale) = state.withLockedValue { state in
             let now = state.timebase.now(SimTimebase.clock())
-            return body(&state.core, now)
+            let result = body(&state.core, now)
+            return (result, state.core.takeCallbacks(), now, state.timebase.scale)
         }
+        if !deliveries.isEmpty { callbacks.send(deliveries, now: now, scale: scale) }
+        return result
+    }
+
+    /// Sends no more callbacks.
+    func shutdown() async {
+        await callbacks.shutdown()
     }
 
     var config: SimulatorConfig { state.withLockedValue { $0.core.config } }
@@ -115,6 +131,7 @@ final class SimulatorEngine: Sendable {
         var clientKey: String?
         var taskId: String?
         var count: Int?
+        var callbackUrl: String?
 
         init?(_ body: [UInt8]) {
             guard let members = try? JSONScanner.members(ofObject: body) else { return nil }
@@ -126,6 +143,8 @@ final class SimulatorEngine: Sendable {
                     taskId = try? JSONScanner.decodeString(body, member.range)
                 case ("taskId", .number):
                     taskId = String(decoding: body[member.range], as: UTF8.self)
+                case ("callbackUrl", .string):
+                    callbackUrl = try? JSONScanner.decodeString(body, member.range)
                 case ("count", .number):
                     count = Int(String(decoding: body[member.range], as: UTF8.self))
                 default:
@@ -195,7 +214,7 @@ final class SimulatorEngine: Sendable {
         guard let fields = RequestFields(body), let key = fields.clientKey else { return requiredFieldsError() }
         let count = bulk ? min(max(fields.count ?? 1, 0), SimulatorEngine.maxBulkCreate) : 1
         let (reply, style) = withState { core, now in
-            (core.createTasks(clientKey: key, count: count, now: now), core.config.taskIdStyle)
+            (core.createTasks(clientKey: key, count: count, callbackUrl: fields.callbackUrl, now: now), core.config.taskIdStyle)
         }
         switch reply {
         case .created(let ids):

@@ -25,6 +25,15 @@ enum SimulatorResponses {
         }
     }
 
+    /// A forged callback's body: "ready" with a solution no poll ever returns.
+    static let forgedSolutionMarker = "FORGED-BY-A-THIRD-PARTY"
+    static func forgedReady(taskId: String, style: SimulatorConfig.TaskIdStyle) -> [UInt8] {
+        var out = Array(#"{"errorId":0,"status":"ready","solution":{"gRecaptchaResponse":"\#(forgedSolutionMarker)"},"taskId":"#.utf8)
+        appendTaskId(taskId, style: style, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
     static func processing(taskId: String, style: SimulatorConfig.TaskIdStyle) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(128)

@@ -43,7 +43,7 @@ public final class SimulatorServer: Sendable {
         group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> SimulatorServer {
         try config.validate()
-        let engine = SimulatorEngine(config: config)
+        let engine = SimulatorEngine(config: config, group: group)
         let children = NIOLockedValueBox(ChildChannels())
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -89,6 +89,7 @@ public final class SimulatorServer: Sendable {
         for channel in open {
             try? await channel.close()
         }
+        await engine.shutdown()
     }
 
     /// Resolves when the listener closes (after `stop()`).

@@ -29,6 +29,17 @@ public struct SimulatorStats: Sendable, Hashable, Codable {
     public var bannedResponses: Int
     public var banned: Bool
     public var faults: FaultCounts
+    /// Callbacks (`SimulatorConfig.CallbackConfig`): drawn lost, sent twice, forged; and
+    /// POSTs answered 2xx or not (counted by the sender as they end).
+    public var callbacks: CallbackCounts
+
+    public struct CallbackCounts: Sendable, Hashable, Codable {
+        public var lost = 0
+        public var duplicated = 0
+        public var forged = 0
+        public var delivered = 0
+        public var failed = 0
+    }
 
     public struct Summary: Sendable, Hashable, Codable {
         public var count: Int
@@ -80,6 +91,11 @@ struct SimCounters: Sendable, Hashable {
     var bansTriggered = 0
     var bannedResponses = 0
     var faults = SimulatorStats.FaultCounts()
+    var callbacksLost = 0
+    var callbacksDuplicated = 0
+    var callbacksForged = 0
+    var callbacksDelivered = 0
+    var callbacksFailed = 0
 }
 
 extension SimulatorCore {
@@ -115,7 +131,9 @@ extension SimulatorCore {
             bansTriggered: counters.bansTriggered,
             bannedResponses: counters.bannedResponses,
             banned: isBanned(at: now),
-            faults: counters.faults
+            faults: counters.faults,
+            callbacks: .init(lost: counters.callbacksLost, duplicated: counters.callbacksDuplicated, forged: counters.callbacksForged,
+                             delivered: counters.callbacksDelivered, failed: counters.callbacksFailed)
         )
     }
 }

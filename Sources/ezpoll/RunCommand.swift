@@ -102,6 +102,16 @@ struct RunCommand: AsyncParsableCommand {
     var metricsPort: Int?
     @Option(help: "Address the metrics/health port binds to. [EZPOLL_METRICS_HOST, default \(RunSettings.defaultMetricsHost)]")
     var metricsHost: String?
+    @Option(help: "Port of the provider callback receiver (POST /callbacks/<provider>[/<token>]): a callback makes its task's next poll due at once, and tasks whose event has \"callback\": true are polled on the slower safety schedule; 0 turns it off. [EZPOLL_CALLBACK_PORT, default 0]")
+    var callbackPort: Int?
+    @Option(help: "Address the callback port binds to. [EZPOLL_CALLBACK_HOST, default \(RunSettings.defaultCallbackHost)]")
+    var callbackHost: String?
+    @Option(help: "File holding the callback token, the last path segment every callback must carry (403 otherwise); without it EZPOLL_CALLBACK_TOKEN, or none. [EZPOLL_CALLBACK_TOKEN_FILE]")
+    var callbackTokenFile: String?
+    @Option(parsing: .unconditional, help: "Seconds from creation to the first safety poll of a task that expects a callback. [EZPOLL_CALLBACK_FIRST_POLL, default \(Self.defaults.callbackSchedule.firstPoll.components.seconds)]")
+    var callbackFirstPoll: Double?
+    @Option(parsing: .unconditional, help: "Seconds between safety polls of a task that expects a callback. [EZPOLL_CALLBACK_POLL_INTERVAL, default \(Self.defaults.callbackSchedule.interval.components.seconds)]")
+    var callbackPollInterval: Double?
     @Option(name: .customLong("kafka-config"), parsing: .singleValue,
             help: "A librdkafka property key=value, for consumer and producer (repeatable). [EZPOLL_KAFKA_CONFIG, ';'-separated]")
     var kafkaConfig: [String] = []
@@ -148,6 +158,15 @@ struct RunCommand: AsyncParsableCommand {
             } catch {
                 for client in clients { await client.shutdown() }
                 throw ValidationError("cannot serve metrics on \(settings.metricsHost):\(settings.metricsPort): \(error)")
+            }
+        }
+        if settings.settings.callbacks.port != 0 {
+            do {
+                let receiver = try await CallbackReceiver.start(settings.settings.callbacks, pipeline: pipeline, logger: logger)
+                services.append(.init(service: StopOnShutdown { await receiver.stop() }))
+            } catch {
+                for client in clients { await client.shutdown() }
+                throw ValidationError("cannot take callbacks on \(settings.settings.callbacks.host):\(settings.settings.callbacks.port): \(error)")
             }
         }
         if let interval = settings.settings.balanceCheckInterval {

@@ -24,6 +24,7 @@ struct RunSettings {
     static let defaultRateLimitScope = "group"
     static let defaultMetricsPort = 9464
     static let defaultMetricsHost = "0.0.0.0"
+    static let defaultCallbackHost = "0.0.0.0"
 
     static func resolve(_ options: RunCommand, environment env: [String: String]) throws -> RunSettings {
         func string(_ flag: String?, _ name: String, _ fallback: String) -> String { flag ?? env[name] ?? fallback }
@@ -160,6 +161,17 @@ struct RunSettings {
         settings.topics.solutions = string(options.solutionsTopic, "EZPOLL_SOLUTIONS_TOPIC", settings.topics.solutions)
         settings.topics.failures = string(options.failuresTopic, "EZPOLL_FAILURES_TOPIC", settings.topics.failures)
         settings.topics.deadLetters = string(options.deadLetterTopic, "EZPOLL_DEAD_LETTER_TOPIC", settings.topics.deadLetters)
+        let callbackPort = try number(options.callbackPort, "EZPOLL_CALLBACK_PORT") ?? 0
+        guard (0...65_535).contains(callbackPort) else { throw ValidationError("--callback-port must be 0...65535 (0 = off)") }
+        settings.callbacks = CallbackReceiver.Configuration(
+            host: string(options.callbackHost, "EZPOLL_CALLBACK_HOST", defaultCallbackHost), port: callbackPort,
+            token: try callbackToken(file: optionalString(options.callbackTokenFile, "EZPOLL_CALLBACK_TOKEN_FILE"), environment: env))
+        let callbackFirst = try number(options.callbackFirstPoll, "EZPOLL_CALLBACK_FIRST_POLL")
+        let callbackInterval = try number(options.callbackPollInterval, "EZPOLL_CALLBACK_POLL_INTERVAL")
+        try require(callbackFirst.map { $0 >= 0 && $0.isFinite } ?? true, "--callback-first-poll must be >= 0 seconds")
+        try require(callbackInterval.map { $0 > 0 && $0.isFinite } ?? true, "--callback-poll-interval must be > 0 seconds")
+        if let callbackFirst { settings.callbackSchedule.firstPoll = .seconds(callbackFirst) }
+        if let callbackInterval { settings.callbackSchedule.interval = .seconds(callbackInterval) }
         let metricsPort = try number(options.metricsPort, "EZPOLL_METRICS_PORT") ?? defaultMetricsPort
         guard (0...65_535).contains(metricsPort) else { throw ValidationError("--metrics-port must be 0...65535 (0 = off)") }
         let metricsHost = string(options.metricsHost, "EZPOLL_METRICS_HOST", defaultMetricsHost)
@@ -204,6 +216,24 @@ struct RunSettings {
             }
             return TokenLifetimes.Rule(parts[0], .seconds(seconds))
         })
+    }
+
+    /// The callback path's secret: the file if one is named, else EZPOLL_CALLBACK_TOKEN, else none.
+    /// Letters, digits, `-`, `_`, `.` and `~` only, so it stands in a URL path as it is.
+    static func callbackToken(file: String?, environment env: [String: String]) throws -> String? {
+        var token: String?
+        if let file {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ValidationError("cannot read the callback token file '\(file)'")
+            }
+            token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            token = env["EZPOLL_CALLBACK_TOKEN"]?.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard let token, !token.isEmpty else { return nil }
+        try require(token.count >= 16 && token.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.~".contains($0)) },
+                    "the callback token must be at least 16 characters of A-Z a-z 0-9 - _ . ~")
+        return token
     }
 
     static func clientKey(file: String?, environment env: [String: String]) throws -> ClientKey? {

@@ -84,6 +84,17 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(name: .customLong("p-unavailable"), help: "Probability of ERROR_SERVICE_UNAVALIABLE.")
     var pUnavailable: Double = 0
 
+    @Option(name: .customLong("callback-url"), help: "POST each task's callback here when it is done (unless its createTask names a callbackUrl). Off by default.")
+    var callbackUrl: String?
+    @Option(name: .customLong("callback-loss"), help: "Probability that a task's callback is never sent.")
+    var callbackLoss: Double = 0
+    @Option(name: .customLong("callback-duplicate"), help: "Probability that a callback is sent twice.")
+    var callbackDuplicate: Double = 0
+    @Option(name: .customLong("callback-forged"), help: "Probability of a forged ready callback while the task is still being solved.")
+    var callbackForged: Double = 0
+    @Option(name: .customLong("callback-delay"), help: "Callback delay after the task is done, API seconds: MIN or MIN-MAX (uniform).")
+    var callbackDelay: String = "0"
+
     @Option(name: .customLong("config"), help: "JSON file with a configuration patch, applied after the flags.")
     var configFile: String?
 
@@ -119,6 +130,15 @@ struct SimulateCommand: AsyncParsableCommand {
         config.faults.malformedProbability = pMalformed
         config.faults.truncatedProbability = pTruncated
         config.faults.serviceUnavailableProbability = pUnavailable
+        config.callbacks.url = callbackUrl
+        config.callbacks.lossProbability = callbackLoss
+        config.callbacks.duplicateProbability = callbackDuplicate
+        config.callbacks.forgedProbability = callbackForged
+        let delays = callbackDelay.split(separator: "-").map { Double($0) }
+        guard (1...2).contains(delays.count), let minDelay = delays[0], let maxDelay = delays.last! else {
+            throw ValidationError("--callback-delay must be MIN or MIN-MAX seconds (got '\(callbackDelay)')")
+        }
+        (config.callbacks.minDelay, config.callbacks.maxDelay) = (minDelay, maxDelay)
         if let configFile {
             let data = try Data(contentsOf: URL(fileURLWithPath: configFile))
             config = try config.merged(withJSON: Array(data))

@@ -107,7 +107,8 @@ import Testing
         var h = EngineHarness(configuration: Self.withCallbacks())
         h.script["a"] = [solved]
         h.receive(Self.expecting)
-        #expect(h.engine.callbackReceived(provider: "ez-captcha", taskId: "nope", now: h.now) == .unknownTask)
+        #expect(h.engine.callbackReceived(provider: "ez-captcha", taskId: "nope", now: h.now) == .early)
+        #expect(h.engine.callbackReceived(provider: "ez-captcha", taskId: "nope", now: h.now) == .unknownTask, "remembered once")
         #expect(h.engine.callbackReceived(provider: "other-provider", taskId: "a", now: h.now) == .unknownTask)
         _ = h.engine.callbackReceived(provider: "ez-captcha", taskId: "a", now: h.now)
         h.apply(h.engine.tick(now: h.now))
@@ -115,18 +116,52 @@ import Testing
         h.pendingCalls = []
         #expect(h.engine.callbackReceived(provider: "ez-captcha", taskId: "a", now: h.now) == .finished, "publishing")
         h.runToCompletion()
-        #expect(h.engine.callbackReceived(provider: "ez-captcha", taskId: "a", now: h.now) == .unknownTask, "done")
+        #expect(h.engine.callbackReceived(provider: "ez-captcha", taskId: "a", now: h.now) == .early, "done: remembered, harmlessly")
         #expect(h.outputs(for: "a") == 1)
     }
 
     @Test func aRevokedPartitionsTasksTakeNoCallbacks() {
         var h = EngineHarness(configuration: Self.withCallbacks())
+        h.script["a"] = [.processing]
         h.receive(Self.expecting)
+        h.script["b"] = [.processing]
+        h.receive(#"{"taskId":"b","callback":true}"#)
+        h.now = t(30)
+        h.apply(h.engine.tick(now: h.now)) // b's poll is out, a's too
         h.apply(h.engine.revoking([h.partition]))
-        #expect(h.engine.callbackReceived(provider: "ez-captcha", taskId: "a", now: h.now) == .unknownTask)
+        #expect(h.engine.callbackReceived(provider: "ez-captcha", taskId: "b", now: h.now) == .unknownTask, "its call may finish; nothing more")
         _ = h.engine.revoked([h.partition])
         #expect(h.engine.callbackIndexCount == 0)
-        #expect(h.callTimes.isEmpty)
+        #expect(h.callTimes.count == 2)
+    }
+
+    @Test func aCallbackBeforeItsEventMakesTheFirstPollImmediate() {
+        var h = EngineHarness(configuration: Self.withCallbacks())
+        h.script["a"] = [solved]
+        #expect(h.engine.callbackReceived(provider: "ez-captcha", taskId: "a", now: h.now) == .early)
+        h.now = t(3)
+        h.receive(Self.expecting)
+        h.step()
+        #expect(h.callTimes == [t(3)], "not at the safety schedule's 30 s")
+        h.runToCompletion()
+        #expect(h.solutions["a"]?.polls == 1)
+        #expect(h.engine.earlyCallbackCount == 0)
+    }
+
+    @Test func earlyCallbacksAreBoundedAndForgetTheOldest() {
+        var h = EngineHarness(configuration: Self.withCallbacks { $0.callbacks?.maxEarlyCallbacks = 100 })
+        for i in 0..<1_000 { _ = h.engine.callbackReceived(provider: "ez-captcha", taskId: "junk\(i)", now: h.now) }
+        #expect(h.engine.earlyCallbackCount == 100)
+        h.receive(#"{"taskId":"junk0","callback":true}"#)
+        h.receive(#"{"taskId":"junk999","callback":true}"#)
+        h.step()
+        #expect(h.callTimes.count == 1, "only the newest was still remembered")
+        // Past the longest window a remembered callback is forgotten.
+        _ = h.engine.callbackReceived(provider: "ez-captcha", taskId: "late", now: h.now)
+        h.now = t(400)
+        h.receive(#"{"taskId":"late","callback":true}"#)
+        h.step()
+        #expect(h.callTimes.count == 1)
     }
 
     @Test func aFloodOfCallbacksStaysWithinTheCallBudgetAndStarvesNoScheduledPoll() {

@@ -30,6 +30,7 @@ public final class PipelineMetrics: Sendable {
         public static let spend = "ezpoll_spend_total"
         public static let accountBalance = "ezpoll_account_balance"
         public static let balanceCheckFailures = "ezpoll_balance_check_failures_total"
+        public static let callbacks = "ezpoll_callbacks_total"
         public static let providerSolveTime = "ezpoll_provider_solve_seconds"
         public static let pollsPerTask = "ezpoll_polls_per_task"
         public static let ipBans = "ezpoll_ip_bans_total"
@@ -172,6 +173,7 @@ public final class PipelineMetrics: Sendable {
         var balances: [String: Gauge] = [:]
         var brokerLag: [TopicPartition: Gauge] = [:]
         var balanceFailures: [String: Counter] = [:]
+        var callbacks: [String: Counter] = [:]
     }
 
     struct TaskTypeLabels: Hashable {
@@ -456,6 +458,16 @@ public final class PipelineMetrics: Sendable {
         withLock { m in
             Self.cached(provider, in: &m.balanceFailures) {
                 Counter(label: Name.balanceCheckFailures, dimensions: [("provider", provider)], factory: factory)
+            }
+        }.increment()
+    }
+
+    /// A provider callback and what it did (`CallbackReceiver`): `provider` is a route's
+    /// name or `unknown`, `result` a `CallbackVerdict` or a `ProviderCallback.Rejection`.
+    func callback(provider: String, result: String) {
+        withLock { m in
+            Self.cached("\(provider)/\(result)", in: &m.callbacks) {
+                Counter(label: Name.callbacks, dimensions: [("provider", provider), ("result", result)], factory: factory)
             }
         }.increment()
     }

@@ -14,6 +14,8 @@ public struct CallbackSchedule: Hashable, Sendable {
     /// Default: 2 (one genuine callback, one duplicate or early one); later callbacks
     /// of the task are counted and dropped, so forged ones buy at most this many polls.
     public static let defaultMaxHintsPerTask = 2
+    /// Default: 10,000 (about 1 MiB).
+    public static let defaultMaxEarlyCallbacks = 10_000
 
     /// From creation to the first safety poll (never earlier than the policy's own first poll).
     public var firstPoll: Duration
@@ -21,12 +23,15 @@ public struct CallbackSchedule: Hashable, Sendable {
     public var interval: Duration
     /// Callbacks per task that make a poll due; later ones change nothing.
     public var maxHintsPerTask: Int
+    /// Callbacks remembered for tasks whose event has not been read yet (`EarlyCallbacks`).
+    public var maxEarlyCallbacks: Int
 
     public init(firstPoll: Duration = defaultFirstPoll, interval: Duration = defaultInterval,
-                maxHintsPerTask: Int = defaultMaxHintsPerTask) {
+                maxHintsPerTask: Int = defaultMaxHintsPerTask, maxEarlyCallbacks: Int = defaultMaxEarlyCallbacks) {
         self.firstPoll = firstPoll
         self.interval = interval
         self.maxHintsPerTask = max(0, maxHintsPerTask)
+        self.maxEarlyCallbacks = max(0, maxEarlyCallbacks)
     }
 }
 

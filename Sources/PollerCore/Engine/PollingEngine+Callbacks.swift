@@ -21,8 +21,11 @@ extension PollingEngine {
         case finished
         /// The task had its share of callbacks (`CallbackSchedule.maxHintsPerTask`).
         case overLimit = "over_limit"
-        /// No such task in flight here: unknown, finished earlier, on another member's
-        /// partition, or for a provider that has no route.
+        /// No such task in flight here yet: remembered (`EarlyCallbacks`), so its first poll
+        /// is at once if its event comes (it may be finished already, or another member's).
+        case early
+        /// Not a task of ours: a provider without a route, a partition being given up, or a
+        /// callback already remembered.
         case unknownTask = "unknown_task"
     }
 
@@ -30,9 +33,12 @@ extension PollingEngine {
     /// Forged, duplicated, late and foreign callbacks change nothing but, at most
     /// `maxHintsPerTask` times per task, the time of its next poll.
     public mutating func callbackReceived(provider: String, taskId: String, now: Timestamp) -> CallbackVerdict {
-        guard let schedule = configuration.callbacks, let route = routes.route(provider),
-              let handle = callbackIndex[CallbackKey(route: route.ordinal, taskId: taskId)], var task = tasks[handle],
-              task.context.taskId == taskId, !draining.contains(task.token.partition) else { return .unknownTask }
+        guard let schedule = configuration.callbacks, let route = routes.route(provider) else { return .unknownTask }
+        let key = CallbackKey(route: route.ordinal, taskId: taskId)
+        guard let handle = callbackIndex[key], var task = tasks[handle], task.context.taskId == taskId else {
+            return earlyCallbacks.remember(key, now: now) ? .early : .unknownTask
+        }
+        guard !draining.contains(task.token.partition) else { return .unknownTask }
         switch task.phase {
         case .publishing:
             return .finished
@@ -58,6 +64,18 @@ extension PollingEngine {
         }
     }
 
+    /// A task just taken: indexed for its callbacks; if one came before it, its first poll
+    /// is now (the callback's hint, counted as one).
+    mutating func indexForCallbacks(_ handle: TaskHandle, route: ProviderRoutes.Resolved, taskId: String, now: Timestamp) {
+        guard configuration.callbacks != nil else { return }
+        let key = CallbackKey(route: route.ordinal, taskId: taskId)
+        callbackIndex[key] = handle
+        guard earlyCallbacks.take(key, now: now), var task = tasks[handle], scheduler.isScheduled(handle) else { return }
+        task.hints = 1
+        tasks[handle] = task
+        scheduler.schedule(handle, at: now, priority: routes.policies[Int(task.policyIndex)].deadline(createdAt: task.context.createdAt))
+    }
+
     /// Removes a task from the table and from the callback index.
     @discardableResult
     mutating func removeTask(_ handle: TaskHandle) -> TaskState? {
@@ -74,4 +92,6 @@ extension PollingEngine {
 
     /// Tasks the callback index holds (for tests: it never outgrows the in-flight table).
     public var callbackIndexCount: Int { callbackIndex.count }
+    /// Callbacks remembered for tasks not read yet.
+    public var earlyCallbackCount: Int { earlyCallbacks.count }
 }

@@ -152,6 +152,8 @@ public struct PollingEngine: Sendable {
     let routes: ProviderRoutes
     /// Tasks by provider and id, while callbacks are taken (`callbackReceived`).
     var callbackIndex: [CallbackKey: TaskHandle] = [:]
+    /// Callbacks that came before their task's event.
+    var earlyCallbacks: EarlyCallbacks
     /// Records that arrived at the in-flight bound (already fetched when the input
     /// paused): untracked, like the backlog still in Kafka, and taken in order by `tick`
     /// when the count falls to the low-water mark. Dropped when their partition goes.
@@ -174,6 +176,8 @@ public struct PollingEngine: Sendable {
         self.inFlight = InFlightGate(highWater: configuration.maxInFlight, lowWater: configuration.resumeBelow)
         self.random = random
         self.routes = ProviderRoutes(configuration)
+        self.earlyCallbacks = EarlyCallbacks(capacity: configuration.callbacks?.maxEarlyCallbacks ?? 0,
+                                             maxAge: routes.policies.map(\.window).max() ?? .zero)
         self.offsets = OffsetTracker(maxMetadataBytes: configuration.maxCommitMetadataBytes)
     }
 
