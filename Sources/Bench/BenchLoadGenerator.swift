@@ -43,8 +43,8 @@ final class BenchLoadGenerator {
     }
 
     /// The event the bench publishes for a task.
-    static func event(taskId: String, index: Int) -> [UInt8] {
-        Array(#"{"taskId":"\#(taskId)","correlationId":"bench-\#(index)","taskType":"ReCaptchaV2TaskProxyless"}"#.utf8)
+    static func event(taskId: String, index: Int, callback: Bool = false) -> [UInt8] {
+        Array(#"{"taskId":"\#(taskId)","correlationId":"bench-\#(index)","taskType":"ReCaptchaV2TaskProxyless"\#(callback ? #","callback":true"# : "")}"#.utf8)
     }
 
     /// Creates `count` tasks with solve times drawn here (so the bench knows when each becomes ready).

@@ -33,6 +33,12 @@ public struct BenchOptions: Sendable {
     public var rawHttpFuture = false
     public var rawHttpSeconds = 5.0
     public var simulatorThreads = 1
+    /// `--separate-processes` only: the simulator sends provider callbacks to the
+    /// pipeline's receiver, each lost with this probability; nil: no callbacks.
+    public var callbackLoss: Double?
+    /// API seconds from a task being done to its callback, at most (uniform from 0).
+    /// Default: 0.5 (providers post the result when the solver hands it in).
+    public var callbackMaxDelay = 0.5
     /// librdkafka properties for the pipeline's consumer and producer.
     public var kafkaProperties: [String: String] = [:]
     public var seed: UInt64 = 1

@@ -89,7 +89,7 @@ public struct HostileRun {
         let logFile = FileManager.default.temporaryDirectory.appendingPathComponent("ezpoll-hostile-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: logFile) }
-        let metricsPort = try await Self.freePort()
+        let metricsPort = try await LoopbackPort.free()
         progress("starting ezpoll run --http-client \(options.httpTransport.rawValue) against \(provider.baseURL)")
         let pipeline = try Child.start(executable, [
             "run", "--brokers", brokers, "--api-url", provider.baseURL, "--group-id", "ezpoll-hostile",
@@ -177,14 +177,6 @@ public struct HostileRun {
     private func metricsText(port: Int) async throws -> String {
         let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(10))
         return String(buffer: try await response.body.collect(upTo: 4 << 20))
-    }
-
-    /// A loopback port that was free a moment ago, for the child's `--metrics-port`.
-    private static func freePort() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress?.port ?? 0
-        try await channel.close()
-        return port
     }
 
     private func callsInProgress(port: Int) async throws -> Int? {

@@ -40,8 +40,14 @@ public struct SeparateProcessesBench {
                                                   "--topic", "\(topics.deadLetters):\(o.partitions)"])
         children.append(broker)
         let brokers = try await broker.firstLine { $0.contains(":") }.trimmingCharacters(in: .whitespaces)
-        let simulator = try Child.start(executable, ["simulate", "--time-scale", String(o.timeScale), "--median", String(o.solveMedian),
-                                                     "--sigma", String(o.solveSigma), "--seed", String(o.seed), "--valid-key", key])
+        var simArgs = ["simulate", "--time-scale", String(o.timeScale), "--median", String(o.solveMedian),
+                       "--sigma", String(o.solveSigma), "--seed", String(o.seed), "--valid-key", key]
+        let callbackPort = o.callbackLoss == nil ? nil : try await LoopbackPort.free()
+        if let callbackPort, let loss = o.callbackLoss {
+            simArgs += ["--callback-url", "http://127.0.0.1:\(callbackPort)/callbacks/\(ProviderProfile.ezCaptcha.name)",
+                        "--callback-loss", String(loss), "--callback-delay", "0-\(o.callbackMaxDelay)"]
+        }
+        let simulator = try Child.start(executable, simArgs)
         children.append(simulator)
         let simLine = try await simulator.firstLine { $0.contains("listening on ") }
         guard let url = simLine.split(separator: " ").first(where: { $0.hasPrefix("http://") }).map(String.init) else {
@@ -56,6 +62,7 @@ public struct SeparateProcessesBench {
         if let interval = o.pollInterval { runArgs += ["--poll-interval", String(interval)] }
         if let first = o.firstPollDelay { runArgs += ["--first-poll-delay", String(first)] }
         for (name, value) in o.kafkaProperties.sorted(by: { $0.key < $1.key }) { runArgs += ["--kafka-config", "\(name)=\(value)"] }
+        if let callbackPort { runArgs += ["--callback-port", String(callbackPort), "--callback-host", "127.0.0.1"] }
         let pipeline = try Child.start(executable, runArgs, environment: ["EZPOLL_CLIENT_KEY": key])
         children.append(pipeline)
 
@@ -117,7 +124,8 @@ public struct SeparateProcessesBench {
                 book.add(ids.map { ($0, entry) })
                 for (offset, id) in ids.enumerated() {
                     try await producer.enqueue(KafkaOutgoingRecord(topic: topics.input, key: Array(id.utf8),
-                                                                   value: BenchLoadGenerator.event(taskId: id, index: created + offset))) { _ in }
+                                                                   value: BenchLoadGenerator.event(taskId: id, index: created + offset,
+                                                                                                   callback: o.callbackLoss != nil))) { _ in }
                 }
                 created += ids.count
             }
@@ -129,6 +137,7 @@ public struct SeparateProcessesBench {
         try await producer.flush()
         await producer.close()
         try await book.waitForOutputs(timeScale: o.timeScale)
+        let drained = try await simulatorStats(url: url + "/stats", http: http)
         let ceiling = try await wrkCeiling(url: url, key: key, http: http)
         await collector.close()
 
@@ -164,6 +173,14 @@ public struct SeparateProcessesBench {
             cpuMicrosecondsPerCall: calls > 0 ? cpu / Double(calls) * 1e6 : 0,
             rssMiB: Double(last.rssKiB) / 1024, peakRSSMiB: Double(last.peakKiB) / 1024,
             detectionP50APISeconds: last.detectionP50, detectionP99APISeconds: last.detectionP99, onSchedule: onSchedule)
+        let polls = all.compactMap { $0.polls.map(Double.init) }.sorted()
+        let simulatorPolls = drained["callsPerTask"] as? [String: Any]
+        report.polls = .init(mean: Percentile.mean(polls), p99: Percentile.of(polls, 0.99),
+                             simulatorMean: simulatorPolls?["mean"] as? Double ?? 0, simulatorP99: simulatorPolls?["p99"] as? Double ?? 0)
+        if let loss = o.callbackLoss {
+            let callbacks = drained["callbacks"] as? [String: Any] ?? [:]
+            report.notes.append("callbacks: events say \"callback\": true, the simulator sends each task's callback 0-\(o.callbackMaxDelay) API s after it is done and loses \(Int(loss * 100)) % of them: \(callbacks["lost"] as? Int ?? 0) lost, \(callbacks["delivered"] as? Int ?? 0) delivered, \(callbacks["failed"] as? Int ?? 0) failed; safety polls at the run's defaults")
+        }
         report.notes.append("no backlog guard here (nothing is held back); max lag: events published minus the group's committed offsets, sampled every 0.5 s: every record above the oldest unfinished one of its partition counts, so a slow task holds the lag up")
         report.notes.append("CPU and RSS are the `ezpoll run` process's own (/proc/PID), Kafka work included; calls are the simulator's getTaskResult count")
         report.notes.append("detection delay: the simulator's ready → first poll that saw it, for tasks seen ready in the steady window (after the warm-up), API seconds; on schedule = p99 ≤ poll interval + 1 s")

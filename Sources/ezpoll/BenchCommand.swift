@@ -76,6 +76,10 @@ struct BenchCommand: AsyncParsableCommand {
     var kafkaConfig: [String] = []
     @Option(help: "Seed of the solve-time draws.")
     var seed: UInt64 = 1
+    @Option(help: "With --separate-processes: events say \"callback\": true and the simulator sends provider callbacks to ezpoll run's receiver, losing this share of them (0...1). Off unless set.")
+    var callbackLoss: Double?
+    @Option(help: "With --callback-loss: most API seconds from a task being done to its callback (uniform from 0).")
+    var callbackMaxDelay: Double = BenchOptions().callbackMaxDelay
     @Flag(help: "Print one JSON object instead of the table.")
     var json = false
     @Option(help: "Log level of the pipeline and Kafka clients.")
@@ -144,6 +148,13 @@ struct BenchCommand: AsyncParsableCommand {
         (options.rawHttp, options.rawHttpFuture, options.rawHttpSeconds) = (rawHttp, rawHttpFuture, rawHttpSeconds)
         (options.simulatorThreads, options.seed, options.separateProcesses) = (simulatorThreads, seed, separateProcesses)
         options.kafkaProperties = try KafkaProperty.parse(kafkaConfig)
+        if let callbackLoss {
+            guard separateProcesses, (0...1).contains(callbackLoss) else {
+                throw ValidationError("--callback-loss takes a share 0...1 and needs --separate-processes")
+            }
+            guard callbackMaxDelay >= 0, callbackMaxDelay.isFinite else { throw ValidationError("--callback-max-delay must be >= 0 seconds") }
+            (options.callbackLoss, options.callbackMaxDelay) = (callbackLoss, callbackMaxDelay)
+        }
         guard let transport = TaskResultClient.Configuration.Transport(rawValue: httpClient) else {
             throw ValidationError("--http-client must be nio or async-http-client (got '\(httpClient)')")
         }
