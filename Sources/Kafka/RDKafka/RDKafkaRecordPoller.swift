@@ -4,7 +4,8 @@ import CRdKafka
 /// such as a rebalance, served through the callbacks), then takes whatever else is
 /// already queued without waiting. Each message is copied into a `KafkaRecord` and
 /// destroyed; message errors other than end-of-partition go to the client's error
-/// callback. Used by the polling thread only.
+/// callback, and partition ends (with `enable.partition.eof`) to the caller that asks
+/// for them. Used by one polling thread only.
 ///
 /// Every message comes from `rd_kafka_consumer_poll`, never `rd_kafka_consume_batch_queue`:
 /// in librdkafka before 2.1.0 (Debian 12 ships 2.0.2) the batch call can skip offsets of
@@ -23,24 +24,36 @@ final class RDKafkaRecordPoller {
     /// The next batch (at most `maxBatch` messages); nil when nothing arrived within
     /// `timeoutMs`, empty when only errors or partition ends did.
     func poll(timeoutMs: Int32) -> [KafkaRecord]? {
+        var ends: [TopicPartitionOffset] = []
+        return poll(timeoutMs: timeoutMs, partitionEnds: &ends)
+    }
+
+    /// Like `poll(timeoutMs:)`, adding to `partitionEnds` each partition end reached,
+    /// with the offset it is at.
+    func poll(timeoutMs: Int32, partitionEnds: inout [TopicPartitionOffset]) -> [KafkaRecord]? {
         guard let first = rd_kafka_consumer_poll(client.handle, timeoutMs) else { return nil }
         var records: [KafkaRecord] = []
         records.reserveCapacity(min(maxBatch, 256))
-        collect(first, into: &records)
+        collect(first, into: &records, ends: &partitionEnds)
         var taken = 1
         while taken < maxBatch, let message = rd_kafka_consumer_poll(client.handle, 0) {
-            collect(message, into: &records)
+            collect(message, into: &records, ends: &partitionEnds)
             taken += 1
         }
         return records
     }
 
-    /// Converts one message to a record (or reports its error) and destroys it.
-    private func collect(_ message: UnsafeMutablePointer<rd_kafka_message_t>, into records: inout [KafkaRecord]) {
+    /// Converts one message to a record (or reports its error, or notes a partition end) and destroys it.
+    private func collect(_ message: UnsafeMutablePointer<rd_kafka_message_t>, into records: inout [KafkaRecord],
+                         ends: inout [TopicPartitionOffset]) {
         defer { rd_kafka_message_destroy(message) }
         let m = message.pointee
         guard m.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            if m.err != RD_KAFKA_RESP_ERR__PARTITION_EOF {
+            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                if let rkt = m.rkt {
+                    ends.append(TopicPartitionOffset(TopicPartition(String(cString: rd_kafka_topic_name(rkt)), m.partition), offset: m.offset))
+                }
+            } else {
                 let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
                 client.context.error(client: nil, err: m.err, reason: "consume \(topic)[\(m.partition)]: \(rdKafkaErrorText(m.err))")
             }
