@@ -118,29 +118,12 @@ struct RunSettings {
         // Kafka properties: a file (secrets stay off the command line), then the env or
         // flags; `consumer.`/`producer.` lines of the file and the side-specific flags
         // reach one side only (librdkafka warns about the other side's keys).
-        func properties(_ flags: [String], _ name: String) throws -> [String: String] {
-            if !flags.isEmpty { return try KafkaProperty.parse(flags) }
-            guard let text = env[name], !text.isEmpty else { return [:] }
-            return try KafkaProperty.parse(text.split(separator: ";").map(String.init))
-        }
         if let file = optionalString(options.kafkaConfigFile, "EZPOLL_KAFKA_CONFIG_FILE") {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw ValidationError("--kafka-config-file: cannot read '\(file)'")
-            }
-            for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                let line = raw.trimmingCharacters(in: .whitespaces)
-                if line.isEmpty || line.hasPrefix("#") { continue }
-                guard let (key, value) = try? KafkaProperty.parse(line) else {
-                    throw ValidationError("--kafka-config-file: line \(number + 1) of '\(file)' is not key=value")
-                }
-                if key.hasPrefix("consumer.") { settings.consumerProperties[String(key.dropFirst("consumer.".count))] = value }
-                else if key.hasPrefix("producer.") { settings.producerProperties[String(key.dropFirst("producer.".count))] = value }
-                else { settings.kafkaProperties[key] = value }
-            }
+            (settings.kafkaProperties, settings.consumerProperties, settings.producerProperties) = try kafkaConfigFile(file)
         }
-        settings.kafkaProperties.merge(try properties(options.kafkaConfig, "EZPOLL_KAFKA_CONFIG")) { $1 }
-        settings.consumerProperties.merge(try properties(options.kafkaConsumerConfig, "EZPOLL_KAFKA_CONSUMER_CONFIG")) { $1 }
-        settings.producerProperties.merge(try properties(options.kafkaProducerConfig, "EZPOLL_KAFKA_PRODUCER_CONFIG")) { $1 }
+        settings.kafkaProperties.merge(try kafkaProperties(options.kafkaConfig, "EZPOLL_KAFKA_CONFIG", env)) { $1 }
+        settings.consumerProperties.merge(try kafkaProperties(options.kafkaConsumerConfig, "EZPOLL_KAFKA_CONSUMER_CONFIG", env)) { $1 }
+        settings.producerProperties.merge(try kafkaProperties(options.kafkaProducerConfig, "EZPOLL_KAFKA_PRODUCER_CONFIG", env)) { $1 }
 
         settings.commitMetadataMaxBytes = try number(options.commitMetadataMaxBytes, "EZPOLL_COMMIT_METADATA_MAX_BYTES") ?? settings.commitMetadataMaxBytes
         try require(settings.commitMetadataMaxBytes >= 0, "--commit-metadata-max-bytes must be >= 0 (0 = commit the watermark only)")
@@ -200,8 +183,34 @@ struct RunSettings {
         }
     }
 
-    /// The default clientKey: the file if one is named, else EZPOLL_CLIENT_KEY, else none
-    /// (then every event must carry its own).
+    /// librdkafka properties given as flags (`key=value`, repeatable) or, without flags,
+    /// as the `;`-separated variable `name`.
+    static func kafkaProperties(_ flags: [String], _ name: String, _ env: [String: String]) throws -> [String: String] {
+        if !flags.isEmpty { return try KafkaProperty.parse(flags) }
+        guard let text = env[name], !text.isEmpty else { return [:] }
+        return try KafkaProperty.parse(text.split(separator: ";").map(String.init))
+    }
+
+    /// `--kafka-config-file`: one `key=value` per line, `#` comments; a `consumer.` or
+    /// `producer.` prefix gives a line to that side only.
+    static func kafkaConfigFile(_ file: String) throws -> (common: [String: String], consumer: [String: String], producer: [String: String]) {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw ValidationError("--kafka-config-file: cannot read '\(file)'")
+        }
+        var result: (common: [String: String], consumer: [String: String], producer: [String: String]) = ([:], [:], [:])
+        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            guard let (key, value) = try? KafkaProperty.parse(line) else {
+                throw ValidationError("--kafka-config-file: line \(number + 1) of '\(file)' is not key=value")
+            }
+            if key.hasPrefix("consumer.") { result.consumer[String(key.dropFirst("consumer.".count))] = value }
+            else if key.hasPrefix("producer.") { result.producer[String(key.dropFirst("producer.".count))] = value }
+            else { result.common[key] = value }
+        }
+        return result
+    }
+
     /// Lifetime rules as `--token-lifetime` takes them, for the help.
     static func shown(_ lifetimes: TokenLifetimes) -> String {
         lifetimes.rules.map { "\($0.match)=\($0.lifetime.components.seconds)" }.joined(separator: ", ")
@@ -236,6 +245,8 @@ struct RunSettings {
         return token
     }
 
+    /// The default clientKey: the file if one is named, else EZPOLL_CLIENT_KEY, else none
+    /// (then every event must carry its own).
     static func clientKey(file: String?, environment env: [String: String]) throws -> ClientKey? {
         if let file {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
