@@ -7,6 +7,6 @@ struct EzpollCommand: AsyncParsableCommand {
         commandName: "ezpoll",
         abstract: "Polls captcha task results for task IDs read from Kafka and publishes the outcomes.",
         version: EzpollVersion.string,
-        subcommands: [RunCommand.self, DemoCommand.self, SimulateCommand.self, BrokerCommand.self, BenchCommand.self]
+        subcommands: [RunCommand.self, DemoCommand.self, SimulateCommand.self, BrokerCommand.self, BenchCommand.self, ReplayCommand.self]
     )
 }
