@@ -3,7 +3,8 @@ import Logging
 /// Reads the partitions of one topic once, from the oldest record each partition keeps
 /// to the end it had when the read began (its high watermark then), outside any consumer group: no
 /// subscription, no rebalance, nothing committed. Records written after the read began
-/// are left out, so a read always ends. For tools that scan a topic, such as `ezpoll replay`.
+/// are left out, so a read always ends. For tools that scan a topic, such as `ezpoll replay`;
+/// `tail` reads what comes from now on instead (the callback relay).
 public final class KafkaTopicReader: Sendable {
     /// The offsets one read covered in a partition: `start..<end`.
     public typealias Ranges = [TopicPartition: Range<Int64>]
@@ -70,6 +71,27 @@ public final class KafkaTopicReader: Sendable {
             if !records.isEmpty { try body(records) }
         }
         return ranges
+    }
+
+    /// Reads what is written to `topic` from now on (each partition from its end at the
+    /// call; partitions added later are not read) and hands `body` each batch, until
+    /// `isStopped()` says so (asked at least every 100 ms). Blocks: call it off the
+    /// cooperative pool. Throws when the topic is unknown or a broker call fails at the start.
+    public func tail(topic: String, timeoutMs: Int32 = 10_000, isStopped: () -> Bool, _ body: ([KafkaRecord]) -> Void) throws {
+        guard let count = client.partitionCount(of: topic, timeoutMs: timeoutMs) else {
+            throw KafkaError(.consumer, "topic '\(topic)' is unknown, or the brokers did not answer within \(timeoutMs) ms")
+        }
+        var starts: [TopicPartitionOffset] = []
+        for partition in (0..<Int32(count)).map({ TopicPartition(topic, $0) }) {
+            starts.append(TopicPartitionOffset(partition, offset: try client.consumer.watermarks(partition, timeoutMs: timeoutMs).high))
+        }
+        try client.consumer.assign(starts)
+        defer { try? client.consumer.assign([]) }
+        let poller = RDKafkaRecordPoller(client: client, maxBatch: 1_000)
+        while !isStopped() {
+            var ends: [TopicPartitionOffset] = []
+            if let records = poller.poll(timeoutMs: 100, partitionEnds: &ends), !records.isEmpty { body(records) }
+        }
     }
 
     /// Leaves librdkafka's consumer. Call once, when done reading.

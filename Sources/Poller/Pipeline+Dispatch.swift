@@ -69,15 +69,23 @@ extension Pipeline {
 extension Pipeline {
     /// A provider said a task is done: if it is in flight here, its next poll is due now
     /// (within the call budget); the dispatcher wakes for it.
+    /// How a callback reached this member.
+    public enum CallbackSource: String, Sendable {
+        /// Over HTTP, at this member's receiver.
+        case http
+        /// From another member, through the relay topic (`CallbackRelay`).
+        case relay
+    }
+
     @discardableResult
-    public func callbackArrived(_ callback: ProviderCallback) -> PollingEngine.CallbackVerdict {
+    public func callbackArrived(_ callback: ProviderCallback, via source: CallbackSource = .http) -> PollingEngine.CallbackVerdict {
         let now = WallClock.now()
         let (verdict, provider, next) = withEngine { engine in
             (engine.callbackReceived(provider: callback.provider, taskId: callback.taskId, now: now),
              engine.routeName(callback.provider), engine.nextWakeup(now: now))
         }
         if verdict == .pollDue { wakeup.signal(ifDueBefore: next) }
-        metrics.callback(provider: provider ?? "unknown", result: verdict.rawValue)
+        metrics.callback(provider: provider ?? "unknown", result: verdict.rawValue, via: source.rawValue)
         return verdict
     }
 }

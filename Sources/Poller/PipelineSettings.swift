@@ -79,6 +79,9 @@ public struct PipelineSettings: Sendable {
     public var callbacks = CallbackReceiver.Configuration(host: "0.0.0.0", port: 0)
     /// The safety schedule of tasks that expect a callback, on the API's clock.
     public var callbackSchedule = CallbackSchedule()
+    /// Where a callback for a task another member holds goes (`CallbackRelay`); nil: none,
+    /// enough for a single instance.
+    public var callbackRelayTopic: String?
     /// librdkafka properties for both clients, and for one side only.
     public var kafkaProperties: [String: String] = [:]
     public var consumerProperties: [String: String] = [:]

@@ -108,6 +108,8 @@ struct RunCommand: AsyncParsableCommand {
     var callbackHost: String?
     @Option(help: "File holding the callback token, the last path segment every callback must carry (403 otherwise); without it EZPOLL_CALLBACK_TOKEN, or none. [EZPOLL_CALLBACK_TOKEN_FILE]")
     var callbackTokenFile: String?
+    @Option(help: "Kafka topic through which the members of a group hand each other callbacks for tasks they do not hold (a fleet behind one address needs it; create it like the others). Off unless set. [EZPOLL_CALLBACK_RELAY_TOPIC]")
+    var callbackRelayTopic: String?
     @Option(parsing: .unconditional, help: "Seconds from creation to the first safety poll of a task that expects a callback. [EZPOLL_CALLBACK_FIRST_POLL, default \(Self.defaults.callbackSchedule.firstPoll.components.seconds)]")
     var callbackFirstPoll: Double?
     @Option(parsing: .unconditional, help: "Seconds between safety polls of a task that expects a callback. [EZPOLL_CALLBACK_POLL_INTERVAL, default \(Self.defaults.callbackSchedule.interval.components.seconds)]")
@@ -162,8 +164,14 @@ struct RunCommand: AsyncParsableCommand {
         }
         if settings.settings.callbacks.port != 0 {
             do {
-                let receiver = try await CallbackReceiver.start(settings.settings.callbacks, pipeline: pipeline, logger: logger)
+                let relay = try settings.settings.callbackRelayTopic.map { topic in
+                    try CallbackRelay(topic: topic, pipeline: pipeline, bootstrapServers: settings.settings.brokers,
+                                      properties: settings.settings.kafkaProperties.merging(settings.settings.consumerProperties) { $1 },
+                                      logger: logger)
+                }
+                let receiver = try await CallbackReceiver.start(settings.settings.callbacks, pipeline: pipeline, relay: relay, logger: logger)
                 services.append(.init(service: StopOnShutdown { await receiver.stop() }))
+                if let relay { services.append(.init(service: relay)) }
             } catch {
                 for client in clients { await client.shutdown() }
                 throw ValidationError("cannot take callbacks on \(settings.settings.callbacks.host):\(settings.settings.callbacks.port): \(error)")

@@ -149,6 +149,7 @@ struct RunSettings {
         settings.callbacks = CallbackReceiver.Configuration(
             host: string(options.callbackHost, "EZPOLL_CALLBACK_HOST", defaultCallbackHost), port: callbackPort,
             token: try callbackToken(file: optionalString(options.callbackTokenFile, "EZPOLL_CALLBACK_TOKEN_FILE"), environment: env))
+        settings.callbackRelayTopic = optionalString(options.callbackRelayTopic, "EZPOLL_CALLBACK_RELAY_TOPIC").flatMap { $0.isEmpty ? nil : $0 }
         let callbackFirst = try number(options.callbackFirstPoll, "EZPOLL_CALLBACK_FIRST_POLL")
         let callbackInterval = try number(options.callbackPollInterval, "EZPOLL_CALLBACK_POLL_INTERVAL")
         try require(callbackFirst.map { $0 >= 0 && $0.isFinite } ?? true, "--callback-first-poll must be >= 0 seconds")

@@ -86,7 +86,7 @@ enum Resolved {
         return environments.map { environment in
             do {
                 let resolved = try RunSettings.resolve(options, environment: environment)
-                return "\(resolved.pipeline) \(resolved.profile) \(resolved.settings.providers.map(\.profile)) \(resolved.settings.clientConfiguration) \(resolved.logLevel) \(resolved.jsonLogs) \(resolved.metricsHost):\(resolved.metricsPort) \(resolved.settings.callbacks) \(resolved.settings.callbackSchedule) \(resolved.warnings)"
+                return "\(resolved.pipeline) \(resolved.profile) \(resolved.settings.providers.map(\.profile)) \(resolved.settings.clientConfiguration) \(resolved.logLevel) \(resolved.jsonLogs) \(resolved.metricsHost):\(resolved.metricsPort) \(resolved.settings.callbacks) \(resolved.settings.callbackSchedule) \(resolved.settings.callbackRelayTopic ?? "-") \(resolved.warnings)"
             } catch {
                 return "refused: \(RunCommand.message(for: error))"
             }

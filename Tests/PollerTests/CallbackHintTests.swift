@@ -28,7 +28,7 @@ import Testing
         var h = EngineHarness(configuration: config())
         h.script["a"] = [.processing, solved]
         h.receive(Self.expecting)
-        #expect(h.engine.callbackReceived(provider: "ez-captcha", taskId: "a", now: h.now) == .unknownTask)
+        #expect(h.engine.callbackReceived(provider: "ez-captcha", taskId: "a", now: h.now) == .unknownProvider)
         h.runToCompletion()
         #expect(h.callTimes == [t(5), t(8)], "the profile's own schedule: \(h.callTimes)")
         #expect(h.engine.callbackIndexCount == 0)
@@ -109,7 +109,7 @@ import Testing
         h.receive(Self.expecting)
         #expect(h.engine.callbackReceived(provider: "ez-captcha", taskId: "nope", now: h.now) == .early)
         #expect(h.engine.callbackReceived(provider: "ez-captcha", taskId: "nope", now: h.now) == .unknownTask, "remembered once")
-        #expect(h.engine.callbackReceived(provider: "other-provider", taskId: "a", now: h.now) == .unknownTask)
+        #expect(h.engine.callbackReceived(provider: "other-provider", taskId: "a", now: h.now) == .unknownProvider)
         _ = h.engine.callbackReceived(provider: "ez-captcha", taskId: "a", now: h.now)
         h.apply(h.engine.tick(now: h.now))
         h.apply(h.engine.callCompleted(h.pendingCalls[0].0, clientKey: h.pendingCalls[0].2, outcome: solved, now: h.now))

@@ -35,7 +35,8 @@ public final class CallbackReceiver: Sendable {
         self.server = server
     }
 
-    public static func start(_ configuration: Configuration, pipeline: Pipeline, logger: Logger,
+    /// `relay`: where callbacks for tasks this member does not hold go (`CallbackRelay`); nil: nowhere.
+    public static func start(_ configuration: Configuration, pipeline: Pipeline, relay: CallbackRelay? = nil, logger: Logger,
                              group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> CallbackReceiver {
         let token = configuration.token
         let limits = EndpointServer.Limits(maxBodyBytes: configuration.maxBodyBytes)
@@ -43,7 +44,10 @@ public final class CallbackReceiver: Sendable {
             guard !request.bodyTooLarge else { return reject(.tooLarge, pipeline: pipeline) }
             switch ProviderCallback.parse(method: request.method.rawValue, uri: request.uri, body: request.body, token: token) {
             case .success(let callback):
-                pipeline.callbackArrived(callback)
+                switch pipeline.callbackArrived(callback) {
+                case .early, .unknownTask: relay?.relay(callback) // perhaps another member's
+                case .pollDue, .afterCall, .alreadyDue, .finished, .overLimit, .unknownProvider: break
+                }
                 return .init(.ok, contentType: "application/json", Array(#"{"ok":true}"#.utf8))
             case .failure(let rejection):
                 return reject(rejection, pipeline: pipeline)

@@ -31,6 +31,7 @@ public final class PipelineMetrics: Sendable {
         public static let accountBalance = "ezpoll_account_balance"
         public static let balanceCheckFailures = "ezpoll_balance_check_failures_total"
         public static let callbacks = "ezpoll_callbacks_total"
+        public static let callbackRelay = "ezpoll_callback_relay_total"
         public static let providerSolveTime = "ezpoll_provider_solve_seconds"
         public static let pollsPerTask = "ezpoll_polls_per_task"
         public static let ipBans = "ezpoll_ip_bans_total"
@@ -174,6 +175,7 @@ public final class PipelineMetrics: Sendable {
         var brokerLag: [TopicPartition: Gauge] = [:]
         var balanceFailures: [String: Counter] = [:]
         var callbacks: [String: Counter] = [:]
+        var callbackRelay: [String: Counter] = [:]
     }
 
     struct TaskTypeLabels: Hashable {
@@ -463,11 +465,22 @@ public final class PipelineMetrics: Sendable {
     }
 
     /// A provider callback and what it did (`CallbackReceiver`): `provider` is a route's
-    /// name or `unknown`, `result` a `CallbackVerdict` or a `ProviderCallback.Rejection`.
-    func callback(provider: String, result: String) {
+    /// name or `unknown`, `result` a `CallbackVerdict` or a `ProviderCallback.Rejection`,
+    /// `via` `http` or `relay`.
+    func callback(provider: String, result: String, via: String = "http") {
         withLock { m in
-            Self.cached("\(provider)/\(result)", in: &m.callbacks) {
-                Counter(label: Name.callbacks, dimensions: [("provider", provider), ("result", result)], factory: factory)
+            Self.cached("\(provider)/\(result)/\(via)", in: &m.callbacks) {
+                Counter(label: Name.callbacks, dimensions: [("provider", provider), ("result", result), ("via", via)], factory: factory)
+            }
+        }.increment()
+    }
+
+    /// A callback written to the relay topic (`sent`) or read from it, and whether that worked.
+    func callbackRelayed(sent: Bool, success: Bool) {
+        let direction = sent ? "sent" : "received", outcome = success ? "ok" : "failed"
+        withLock { m in
+            Self.cached("\(direction)/\(outcome)", in: &m.callbackRelay) {
+                Counter(label: Name.callbackRelay, dimensions: [("direction", direction), ("outcome", outcome)], factory: factory)
             }
         }.increment()
     }

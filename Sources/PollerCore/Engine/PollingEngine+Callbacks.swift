@@ -24,16 +24,17 @@ extension PollingEngine {
         /// No such task in flight here yet: remembered (`EarlyCallbacks`), so its first poll
         /// is at once if its event comes (it may be finished already, or another member's).
         case early
-        /// Not a task of ours: a provider without a route, a partition being given up, or a
-        /// callback already remembered.
+        /// Not a task of ours: a partition being given up, or a callback already remembered.
         case unknownTask = "unknown_task"
+        /// A provider this engine has no route for (or callbacks are not taken).
+        case unknownProvider = "unknown_provider"
     }
 
     /// A provider said task `taskId` of `provider` (a route name, any case) is done.
     /// Forged, duplicated, late and foreign callbacks change nothing but, at most
     /// `maxHintsPerTask` times per task, the time of its next poll.
     public mutating func callbackReceived(provider: String, taskId: String, now: Timestamp) -> CallbackVerdict {
-        guard let schedule = configuration.callbacks, let route = routes.route(provider) else { return .unknownTask }
+        guard let schedule = configuration.callbacks, let route = routes.route(provider) else { return .unknownProvider }
         let key = CallbackKey(route: route.ordinal, taskId: taskId)
         guard let handle = callbackIndex[key], var task = tasks[handle], task.context.taskId == taskId else {
             return earlyCallbacks.remember(key, now: now) ? .early : .unknownTask
