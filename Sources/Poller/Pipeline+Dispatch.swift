@@ -67,8 +67,6 @@ extension Pipeline {
 
 // Pipeline: provider callbacks → an earlier poll (never an output of their own).
 extension Pipeline {
-    /// A provider said a task is done: if it is in flight here, its next poll is due now
-    /// (within the call budget); the dispatcher wakes for it.
     /// How a callback reached this member.
     public enum CallbackSource: String, Sendable {
         /// Over HTTP, at this member's receiver.
@@ -77,6 +75,8 @@ extension Pipeline {
         case relay
     }
 
+    /// A provider said a task is done: if it is in flight here, its next poll is due now
+    /// (within the call budget); the dispatcher wakes for it.
     @discardableResult
     public func callbackArrived(_ callback: ProviderCallback, via source: CallbackSource = .http) -> PollingEngine.CallbackVerdict {
         let now = WallClock.now()

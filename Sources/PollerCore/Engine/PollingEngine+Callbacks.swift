@@ -67,11 +67,11 @@ extension PollingEngine {
 
     /// A task just taken: indexed for its callbacks; if one came before it, its first poll
     /// is now (the callback's hint, counted as one).
-    mutating func indexForCallbacks(_ handle: TaskHandle, route: ProviderRoutes.Resolved, taskId: String, now: Timestamp) {
-        guard configuration.callbacks != nil else { return }
-        let key = CallbackKey(route: route.ordinal, taskId: taskId)
+    mutating func indexForCallbacks(_ handle: TaskHandle, now: Timestamp) {
+        guard configuration.callbacks != nil, var task = tasks[handle] else { return }
+        let key = CallbackKey(route: task.route, taskId: task.context.taskId)
         callbackIndex[key] = handle
-        guard earlyCallbacks.take(key, now: now), var task = tasks[handle], scheduler.isScheduled(handle) else { return }
+        guard earlyCallbacks.take(key, now: now) else { return }
         task.hints = 1
         tasks[handle] = task
         scheduler.schedule(handle, at: now, priority: routes.policies[Int(task.policyIndex)].deadline(createdAt: task.context.createdAt))
@@ -81,8 +81,8 @@ extension PollingEngine {
     @discardableResult
     mutating func removeTask(_ handle: TaskHandle) -> TaskState? {
         guard let task = tasks.remove(handle) else { return nil }
-        if configuration.callbacks != nil, let route = routes.route(task.context.provider) {
-            let key = CallbackKey(route: route.ordinal, taskId: task.context.taskId)
+        if configuration.callbacks != nil {
+            let key = CallbackKey(route: task.route, taskId: task.context.taskId)
             if callbackIndex[key] == handle { callbackIndex[key] = nil }
         }
         return task

@@ -67,7 +67,8 @@ extension PollingEngine {
         let key = event.clientKey ?? route.defaultClientKey
         let policyIndex = routes.policyIndex(route, taskType: context.taskType, expectsCallback: event.expectsCallback)
         let policy = routes.policies[Int(policyIndex)]
-        let handle = tasks.insert(TaskState(context: context, key: key ?? ClientKey(""), token: token, lastPollAt: now, policyIndex: policyIndex))
+        let handle = tasks.insert(TaskState(context: context, key: key ?? ClientKey(""), token: token, lastPollAt: now, policyIndex: policyIndex,
+                                            route: route.ordinal))
         var actions: [Action] = []
         if let action = inFlight.added() { actions.append(fetch(action)) }
 
@@ -82,7 +83,7 @@ extension PollingEngine {
         switch policy.firstPoll(createdAt: context.createdAt, now: now) {
         case .pollAt(let at):
             scheduler.schedule(handle, at: at, priority: policy.deadline(createdAt: context.createdAt))
-            indexForCallbacks(handle, route: route, taskId: context.taskId, now: now)
+            indexForCallbacks(handle, now: now)
         case .expire:
             actions.append(fail(handle, reason: .expired, now: now))
         case .exhausted:

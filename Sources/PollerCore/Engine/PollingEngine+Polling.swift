@@ -132,6 +132,9 @@ extension PollingEngine {
             }
         }
         task.phase = .waiting
+        // A callback came while this call was out: a `processing` answer may predate the solve.
+        let hinted = task.hintPending
+        task.hintPending = false
         let policy = routes.policies[Int(task.policyIndex)]
         switch outcome {
         case .ready(let solution, let receipt):
@@ -179,10 +182,8 @@ extension PollingEngine {
             var decision = policy.nextPoll(
                 after: kind, pollsSoFar: Int(task.polls), lastPollAt: task.lastPollAt, createdAt: task.context.createdAt,
                 now: now, backoffAttempt: Int(task.transientStreak), slowdown: slowdown, using: &random)
-            if task.hintPending {
-                // A callback came while this call was out: the answer may predate the solve.
-                tasks.update(handle) { $0.hintPending = false }
-                if kind == .processing, case .pollAt(let at) = decision { decision = .pollAt(min(at, max(now, task.lastPollAt + policy.minInterval))) }
+            if hinted, kind == .processing, case .pollAt(let at) = decision {
+                decision = .pollAt(min(at, max(now, task.lastPollAt + policy.minInterval)))
             }
             var notBefore: Timestamp?
             if case .transient(let retryAfter?) = outcome { notBefore = now + retryAfter }

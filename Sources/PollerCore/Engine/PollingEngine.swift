@@ -124,6 +124,8 @@ public struct PollingEngine: Sendable {
         var deferredByBan = false
         /// Index of the task's policy in `routes.policies`.
         var policyIndex: UInt8 = 0
+        /// Its route's position (`CallbackKey`).
+        var route: UInt8 = 0
         /// Callbacks that made a poll due (at most `CallbackSchedule.maxHintsPerTask`).
         var hints: UInt8 = 0
         /// A callback came during a call: if that call says `processing`, poll again at once.
