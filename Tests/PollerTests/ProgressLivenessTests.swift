@@ -117,3 +117,40 @@ struct BrokerLagTests {
         await harness.shutdown()
     }
 }
+
+/// A real stall over the embedded cluster: results that cannot be published hold their
+/// partitions' committed offsets while records wait above them.
+@Suite("Commit stall", .serialized)
+struct CommitStallTests {
+    @Test("results the broker refuses stall their partitions: readiness turns red past the threshold, and green again once they are published")
+    func aStalledPartitionTurnsReadinessRedAndRecovers() async throws {
+        var sim = SimulatorConfig()
+        sim.validKeys = [PipelineHarness.goodKey]
+        sim.solveTime = .fixed(2)
+        let harness = try await PipelineHarness(simulator: sim)
+        let outputs = try harness.outputs()
+        var config = harness.configuration(group: "stall-group")
+        config.stallThreshold = .seconds(3)
+        let (pipeline, run) = try harness.start(config)
+        try await waitUntil("ready", timeout: 60) { !pipeline.assignedPartitions.isEmpty && pipeline.health().isReady }
+        let tasks = harness.simulator.createTasks(count: 40, clientKey: PipelineHarness.goodKey)
+        try await harness.publish(tasks.map { PipelineHarness.event(taskId: $0) })
+        // From now on every Produce request is refused: no result is acknowledged, no offset moves.
+        try harness.cluster.pushRequestErrors(.produce, Array(repeating: .topicAuthorizationFailed, count: 100_000))
+        try await waitUntil("unready on a stall", timeout: 90) { !pipeline.health().isReady }
+        let reasons = pipeline.health().notReadyReasons
+        #expect(reasons.contains { $0.contains("has not advanced") && $0.contains(PipelineHarness.topics.input) }, "\(reasons)")
+        let stalled = PrometheusText(String(decoding: pipeline.metricsExposition(), as: UTF8.self))
+        #expect(stalled.samples(PipelineMetrics.Name.commitStall).contains { $0.value >= 3 }, "the stall metric shows it")
+
+        try harness.cluster.clearRequestErrors(.produce)
+        try await waitUntil("every task has an output", timeout: 120) { outputs.count >= tasks.count }
+        try await waitUntil("ready again", timeout: 60) { pipeline.health().isReady }
+        #expect(Set(outputs.all.compactMap(\.taskId)) == Set(tasks))
+        #expect(outputs.repeated().isEmpty, "repeated: \(outputs.repeated())")
+        pipeline.shutdown()
+        try await run.value
+        await outputs.close()
+        await harness.shutdown()
+    }
+}
