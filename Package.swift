@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -18,6 +18,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        // OTLP export of the task spans (`OTEL_*`): over HTTP only, so no gRPC stack is built.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
         // Tests only: random-input properties of the hand-written codecs.
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
@@ -35,6 +38,8 @@ let package = Package(
                 "CRdKafka",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                // A span per task (`TaskTracing`), through whatever tracer the process bootstraps.
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         // librdkafka's mock cluster as an in-process broker, for tests, `broker`, `demo`
@@ -152,6 +157,8 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
+                // `ezpoll run`'s OTLP span exporter, when `OTEL_*` asks for one.
+                .product(name: "OTel", package: "swift-otel"),
             ]
         ),
         // Helpers shared by the test targets (waiting on conditions, locked values).

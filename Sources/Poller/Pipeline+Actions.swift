@@ -68,12 +68,16 @@ extension Pipeline {
                 metrics.solutionPublished(expiresAt: message.expiresAt, now: now)
                 metrics.taskEnded(provider: message.context.provider, taskType: message.context.taskType, polls: message.polls,
                                   receipt: message.receipt)
+                tracing?.ending(handle, .init(context: message.context, outcome: "solved", failed: false, polls: message.polls,
+                                              resolvedAt: message.resolvedAt))
                 await publish(.task(handle), record(message.context.taskId, message.jsonBytes(), configuration.topics.solutions, .solution,
                                                     trace: message.context.trace))
             case .publishFailure(let handle, let message):
                 counters.failed(message.reason)
                 metrics.finished(failure: message.reason, createdAt: message.context.createdAt, now: WallClock.now())
                 metrics.taskEnded(provider: message.context.provider, taskType: message.context.taskType, polls: message.polls, receipt: nil)
+                tracing?.ending(handle, .init(context: message.context, outcome: message.reason.rawValue, failed: true, polls: message.polls,
+                                              resolvedAt: message.resolvedAt))
                 await publish(.task(handle), record(message.context.taskId, message.jsonBytes(), configuration.topics.failures, .failure,
                                                     trace: message.context.trace))
             case .publishDeadLetter(let token, let message):

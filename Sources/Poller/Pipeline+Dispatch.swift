@@ -49,8 +49,10 @@ extension Pipeline {
     /// A call's outcome, on the client's thread: the engine decides, the dispatcher is
     /// woken only when this makes a poll due before it would wake anyway.
     func completed(_ handle: TaskHandle, clientKey: ClientKey, started: ContinuousClock.Instant, outcome: TaskOutcome) {
-        metrics.polled(outcome, duration: ContinuousClock.now - started)
+        let duration = ContinuousClock.now - started
+        metrics.polled(outcome, duration: duration)
         let now = WallClock.now()
+        tracing?.polled(handle, outcome: PipelineMetrics.OutcomeClass(outcome).rawValue, at: now, seconds: duration.inSeconds)
         let (actions, next) = withEngine { engine in
             (engine.callCompleted(handle, clientKey: clientKey, outcome: PollOutcome(outcome), now: now), engine.nextWakeup(now: now))
         }

@@ -36,7 +36,9 @@ extension Pipeline {
                     metrics.delivered(topic: outgoing.topic, success: true)
                     let actions = withEngine { engine in
                         switch acknowledges {
-                        case .task(let handle): return engine.published(handle)
+                        case .task(let handle):
+                            tracing?.acknowledged(handle, at: WallClock.now())
+                            return engine.published(handle)
                         case .deadLetter(let token): return engine.deadLetterPublished(token)
                         }
                     }

@@ -38,6 +38,10 @@ extension Pipeline {
                 commitInRebalance(commits, final: true)
             }
             metrics.revoked(Array(partitions)) // the consumer logs the revoke
+            if let tracing {
+                let held = withEngine { engine in Set(tracing.notedHandles.filter(engine.holds)) }
+                tracing.forget(unless: held.contains)
+            }
             updateCallShare(lookUpPartitions: false)
         }
     }

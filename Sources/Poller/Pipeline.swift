@@ -4,6 +4,7 @@ import Logging
 import NIOConcurrencyHelpers
 import ServiceLifecycle
 import TaskAPI
+import Tracing
 
 /// `ezpoll run`: task events in, solutions / failures / dead letters out (ARCHITECTURE.md).
 ///
@@ -47,6 +48,9 @@ public final class Pipeline: Service, Sendable {
         /// How often the broker-side lag of the assigned partitions is read
         /// (`ezpoll_partition_broker_lag`); nil: never.
         public var brokerLagInterval: Duration? = .seconds(15)
+        /// A span per task through the process's tracer (`TaskTracing`; `ezpoll run` sets it
+        /// when an OTLP exporter is configured). Default: false.
+        public var traceTasks = false
 
         public init(engine: PollingEngine.Configuration, consumer: KafkaConsumerConfiguration, producer: KafkaProducerConfiguration) {
             self.engine = engine
@@ -81,6 +85,8 @@ public final class Pipeline: Service, Sendable {
     public let metrics: PipelineMetrics
     /// Partitions of the input topic at the last metadata answer.
     let inputPartitionCount = NIOLockedValueBox<Int?>(nil)
+    /// A span per task, when `traceTasks`.
+    let tracing: TaskTracing?
     /// Accounts whose balance `BalanceWatch` found empty: while any is, the input is held.
     let emptyAccounts = NIOLockedValueBox<Set<String>>([])
 
@@ -113,6 +119,7 @@ public final class Pipeline: Service, Sendable {
         self.logger = logger
         self.metrics = metrics
         self.engine = NIOLockedValueBox(PollingEngine(configuration: configuration.engine))
+        self.tracing = configuration.traceTasks ? TaskTracing(tracer: InstrumentationSystem.tracer) : nil
         (commitRequests, commitRequester) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
         self.consumer = input
         self.producer = output

@@ -130,9 +130,14 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let settings = try RunSettings.resolve(self, environment: ProcessInfo.processInfo.environment)
+        // Traces: see `TaskSpanExport` (standard OTEL_* variables).
         var logger = settings.jsonLogs ? Logger(label: "ezpoll", factory: { JSONLogHandler(label: $0) }) : Logger(label: "ezpoll")
         logger.logLevel = settings.logLevel
         for warning in settings.warnings { logger.warning("\(warning)") }
+        let environment = ProcessInfo.processInfo.environment
+        let spanExport = TaskSpanExport.wanted(environment: environment) ? try TaskSpanExport.bootstrap(environment: environment) : nil
+        var pipelineConfiguration = settings.pipeline
+        pipelineConfiguration.traceTasks = spanExport != nil
         let client = try TaskResultClient(profile: settings.profile, configuration: settings.settings.clientConfiguration, logger: logger)
         var clients: [TaskResultClient] = [client]
         let pipeline: Pipeline
@@ -144,7 +149,7 @@ struct RunCommand: AsyncParsableCommand {
                 clients.append(other)
                 byName[provider.profile.name] = other
             }
-            pipeline = try Pipeline(configuration: settings.pipeline, client: client, providerClients: byName, logger: logger)
+            pipeline = try Pipeline(configuration: pipelineConfiguration, client: client, providerClients: byName, logger: logger)
         } catch {
             for client in clients { await client.shutdown() }
             throw error
@@ -152,6 +157,7 @@ struct RunCommand: AsyncParsableCommand {
         // Started in this order and stopped in reverse on SIGTERM/SIGINT: the pipeline
         // drains first, then the metrics server stops, then the HTTP clients close.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = clients.map { .init(service: StopOnShutdown { [client = $0] in await client.shutdown() }) }
+        if let spanExport { services.insert(.init(service: spanExport), at: 0) } // stops last: the pipeline's last spans go out
         if settings.metricsPort != 0 {
             do {
                 let server = try await ObservabilityServer.start(

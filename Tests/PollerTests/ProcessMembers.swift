@@ -30,9 +30,9 @@ final class ProcessTestRun: @unchecked Sendable {
     var failed: Bool { state.current.failed }
 
     /// Starts a member of the test's group.
-    func start(key: String, extra: [String] = []) throws -> RunProcess {
+    func start(key: String, extra: [String] = [], environment: [String: String] = [:]) throws -> RunProcess {
         let index = state.withLock { $0.members.count }
-        let member = try RunProcess(harness: harness, group: group, key: key, extra: extra,
+        let member = try RunProcess(harness: harness, group: group, key: key, extra: extra, environment: environment,
                                     logURL: logDirectory.appendingPathComponent("member-\(index).log"), name: "member-\(index)")
         state.withLock { $0.members.append(member) }
         return member
@@ -115,7 +115,8 @@ final class RunProcess: @unchecked Sendable {
     let name: String
     let metricsPort: Int
 
-    init(harness: PipelineHarness, group: String, key: String, extra: [String], logURL: URL, name: String) throws {
+    init(harness: PipelineHarness, group: String, key: String, extra: [String], environment extraEnvironment: [String: String] = [:],
+         logURL: URL, name: String) throws {
         self.logURL = logURL
         self.name = name
         metricsPort = try freeLoopbackPort()
@@ -130,6 +131,7 @@ final class RunProcess: @unchecked Sendable {
         environment["EZPOLL_GROUP_ID"] = group
         environment["EZPOLL_CLIENT_KEY"] = key
         environment["EZPOLL_METRICS_PORT"] = String(metricsPort)
+        environment.merge(extraEnvironment) { $1 }
         process.environment = environment
         process.standardOutput = log
         process.standardError = log

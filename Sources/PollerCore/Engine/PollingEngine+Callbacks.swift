@@ -88,6 +88,9 @@ extension PollingEngine {
         return task
     }
 
+    /// Whether the task is still held here (waiting, calling or publishing).
+    public func holds(_ handle: TaskHandle) -> Bool { tasks.contains(handle) }
+
     /// The configured spelling of a provider's name (any case), if it has a route.
     public func routeName(_ provider: String) -> String? { routes.route(provider)?.name }
 
