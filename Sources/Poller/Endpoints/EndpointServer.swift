@@ -22,7 +22,7 @@ final class EndpointServer: Sendable {
 
     struct Response: Sendable {
         var status: HTTPResponseStatus
-        var contentType = "text/plain; charset=utf-8"
+        var contentType: String
         var body: [UInt8]
 
         init(_ status: HTTPResponseStatus, contentType: String = "text/plain; charset=utf-8", _ body: [UInt8]) {
