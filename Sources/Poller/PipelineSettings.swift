@@ -216,11 +216,7 @@ public struct PipelineSettings: Sendable {
         }
         engine.errorBudget = ErrorBudget(window: scaled(nil, ErrorBudget().window), maxErrorRate: maxErrorRate, maxErrors: maxErrorsPerMinute)
         engine.maxCommitMetadataBytes = commitMetadataMaxBytes
-        if callbacks.port != 0 {
-            engine.callbacks = CallbackSchedule(firstPoll: scaled(callbackSchedule.firstPoll, callbackSchedule.firstPoll),
-                                                interval: scaled(callbackSchedule.interval, callbackSchedule.interval),
-                                                maxHintsPerTask: callbackSchedule.maxHintsPerTask)
-        }
+        if callbacks.port != 0 { engine.callbacks = scaledCallbackSchedule }
 
         var consumer = KafkaConsumerConfiguration(bootstrapServers: brokers, groupID: groupID)
         consumer.properties = kafkaProperties.merging(consumerProperties) { $1 }
@@ -233,6 +229,13 @@ public struct PipelineSettings: Sendable {
         if let commitInterval { pipeline.commitInterval = commitInterval }
         pipeline.stallThreshold = max(scaled(stallThreshold, longestResultWindow + Self.stallAllowance), Self.shortestStallThreshold)
         return pipeline
+    }
+
+    /// `callbackSchedule` on the simulated clock (what the engine takes while callbacks are on).
+    public var scaledCallbackSchedule: CallbackSchedule {
+        CallbackSchedule(firstPoll: scaled(callbackSchedule.firstPoll, callbackSchedule.firstPoll),
+                         interval: scaled(callbackSchedule.interval, callbackSchedule.interval),
+                         maxHintsPerTask: callbackSchedule.maxHintsPerTask, maxEarlyCallbacks: callbackSchedule.maxEarlyCallbacks)
     }
 
     /// Token lifetimes from the API's clock to the simulated one.

@@ -124,10 +124,11 @@ public final class SimulatorServer: Sendable {
         engine.withState { _, now in now }
     }
 
-    /// Creates tasks as `POST /createTasks` would (key checks apply; no tasks on error).
-    public func createTasks(count: Int, clientKey: String) -> [String] {
+    /// Creates tasks as `POST /createTasks` would (key checks apply; no tasks on error);
+    /// `callbackUrl`: where their callbacks go (else the configuration's).
+    public func createTasks(count: Int, clientKey: String, callbackUrl: String? = nil) -> [String] {
         engine.withState { core, now in
-            if case .created(let ids) = core.createTasks(clientKey: clientKey, count: count, now: now) { return ids }
+            if case .created(let ids) = core.createTasks(clientKey: clientKey, count: count, callbackUrl: callbackUrl, now: now) { return ids }
             return []
         }
     }

@@ -37,6 +37,8 @@ struct DemoCommand: AsyncParsableCommand {
     var badRecords: Double = 0.01
     @Option(help: "Probability of a transient API error (HTTP 500/503/429, malformed JSON) per call.")
     var apiErrors: Double = 0.02
+    @Option(help: "Share of tasks created with a callbackUrl to the pipeline's callback receiver (their events say \"callback\": true); the simulator loses 10 % of the callbacks, sends 10 % twice and forges an early one for 5 % of those tasks.")
+    var callbacks: Double = 0.5
     @Option(help: "Random seed of the simulator.")
     var seed: UInt64 = 1
     @Option(help: "Log level of the pipeline.")
@@ -48,7 +50,7 @@ struct DemoCommand: AsyncParsableCommand {
         guard timeScale > 0 else { throw ValidationError("--time-scale must be > 0") }
         guard rate > 0, rate.isFinite else { throw ValidationError("--rate must be > 0 tasks per second") }
         for (name, value) in [("unsolvable", unsolvable), ("bad-keys", badKeys), ("expired", expired),
-                              ("bad-records", badRecords), ("api-errors", apiErrors)] where !(0...1).contains(value) {
+                              ("bad-records", badRecords), ("api-errors", apiErrors), ("callbacks", callbacks)] where !(0...1).contains(value) {
             throw ValidationError("--\(name) must be between 0 and 1")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
@@ -75,6 +77,8 @@ struct DemoCommand: AsyncParsableCommand {
         sim.faults.http503Probability = apiErrors / 4
         sim.faults.http429Probability = apiErrors / 4
         sim.faults.malformedProbability = apiErrors / 4
+        (sim.callbacks.lossProbability, sim.callbacks.duplicateProbability, sim.callbacks.forgedProbability) = (0.1, 0.1, 0.05)
+        sim.callbacks.maxDelay = 0.5
         let simulator = try await SimulatorServer.start(config: sim)
         let client = try TaskResultClient(profile: ProviderProfile.ezCaptcha.with(baseURL: simulator.baseURL), logger: logger)
         print("embedded Kafka at \(cluster.bootstrapServers); simulator at \(simulator.baseURL) (time scale \(timeScale)x)")
@@ -90,8 +94,14 @@ struct DemoCommand: AsyncParsableCommand {
         settings.rateLimit = 5_000
         var configuration = settings.configuration
         configuration.consumer.fetchWaitMaxMs = 10
+        if callbacks > 0 { configuration.engine.callbacks = settings.scaledCallbackSchedule }
         let pipeline = try Pipeline(configuration: configuration, client: client, logger: logger)
         let services = PipelineServices(pipeline: pipeline, client: client, logger: logger)
+        // Provider callbacks, as `ezpoll run --callback-port` takes them, behind a token.
+        let token = "demo-token-" + UUID().uuidString.prefix(8)
+        let receiver = callbacks > 0
+            ? try await CallbackReceiver.start(.init(host: "127.0.0.1", port: 0, token: String(token)), pipeline: pipeline, logger: logger) : nil
+        let callbackUrl = receiver.map { "http://127.0.0.1:\($0.port)/callbacks/\(client.profile.name)/\(token)" }
 
         // The checker.
         let checker = try OutputChecker(bootstrapServers: cluster.bootstrapServers, topics: topics, logger: logger)
@@ -111,7 +121,11 @@ struct DemoCommand: AsyncParsableCommand {
         for first in stride(from: 0, to: tasks, by: tick) {
             let due = publishStart + .milliseconds(Int64(Double(first) / rate * 1_000))
             if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
-            let ids = simulator.createTasks(count: min(tick, tasks - first), clientKey: demoKey)
+            let count = min(tick, tasks - first)
+            let told = Int((Double(count) * callbacks).rounded())
+            let withCallbacks = simulator.createTasks(count: told, clientKey: demoKey, callbackUrl: callbackUrl)
+            let ids = withCallbacks + simulator.createTasks(count: count - told, clientKey: demoKey)
+            input.expectingCallbacks.formUnion(withCallbacks)
             let added = input.records.count
             addRecords(for: ids, firstIndex: first, to: &input, using: &rng)
             for record in input.records[added...] {
@@ -132,6 +146,7 @@ struct DemoCommand: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(250))
         }
         progress.finish()
+        await receiver?.stop()
         try await services.stop()
         try await Task.sleep(for: .milliseconds(300)) // let the checker read any duplicate
         await checker.close()
@@ -140,7 +155,14 @@ struct DemoCommand: AsyncParsableCommand {
 
         let elapsed = ContinuousClock.now - started
         let report = checker.report(expected: input)
-        print(report.table(counters: pipeline.snapshot, stats: stats, elapsed: elapsed, timeScale: timeScale))
+        var extra: [(String, String)] = []
+        if callbacks > 0 {
+            let (told, asked) = checker.meanPolls(splitBy: input.expectingCallbacks)
+            let sent = stats.callbacks
+            extra.append(("callbacks sent / lost / twice / forged", "\(sent.delivered + sent.failed) / \(sent.lost) / \(sent.duplicated) / \(sent.forged)"))
+            extra.append(("polls per solution, callback / polling", String(format: "%.2f / %.2f", told, asked)))
+        }
+        print(report.table(counters: pipeline.snapshot, stats: stats, elapsed: elapsed, timeScale: timeScale, extra: extra))
         guard report.isComplete else {
             print("FAILED: \(report.missing.count) records without an output, \(report.duplicates) duplicates")
             throw ExitCode(1)
@@ -152,6 +174,8 @@ struct DemoCommand: AsyncParsableCommand {
         var records: [(key: [UInt8]?, value: [UInt8]?)] = []
         /// Record key (taskId, or "bad-N" for bad records) -> expected topic.
         var expectedTopic: [String: String] = [:]
+        /// Tasks created with a callbackUrl.
+        var expectingCallbacks: Set<String> = []
     }
 
     /// Events for tasks just created (`firstIndex` numbers them), and some bad records among them.
@@ -161,6 +185,7 @@ struct DemoCommand: AsyncParsableCommand {
             let i = firstIndex + offset
             let draw = Double.random(in: 0..<1, using: &rng)
             var event = #"{"taskId":"\#(id)","correlationId":"demo-\#(i)","taskType":"ReCaptchaV2TaskProxyless""#
+            if input.expectingCallbacks.contains(id) { event += #","callback":true"# }
             if draw < badKeys {
                 event += #","clientKey":"not-a-valid-key""#
                 input.expectedTopic[id] = topics.failures
@@ -202,6 +227,18 @@ struct OutputChecker {
         var isComplete: Bool { missing.isEmpty && duplicates == 0 && wrongTopic == 0 }
     }
 
+    /// Mean `polls` of the solutions of tasks in `told`, and of the others.
+    func meanPolls(splitBy told: Set<String>) -> (told: Double, others: Double) {
+        var sums = (told: (0, 0), others: (0, 0))
+        for (key, outputs) in records.snapshot() {
+            guard let solution = outputs.first(where: { $0.topic == Pipeline.Topics().solutions }),
+                  let object = try? JSONSerialization.jsonObject(with: Data(solution.value.utf8)) as? [String: Any],
+                  let polls = object["polls"] as? Int else { continue }
+            if told.contains(key) { sums.told = (sums.told.0 + polls, sums.told.1 + 1) } else { sums.others = (sums.others.0 + polls, sums.others.1 + 1) }
+        }
+        return (Double(sums.told.0) / Double(max(1, sums.told.1)), Double(sums.others.0) / Double(max(1, sums.others.1)))
+    }
+
     func report(expected: DemoCommand.Input) -> Report {
         let outputs = records.snapshot()
         var report = Report()
@@ -218,7 +255,8 @@ struct OutputChecker {
 }
 
 extension OutputChecker.Report {
-    func table(counters: PipelineCounters.Snapshot, stats: SimulatorStats, elapsed: Duration, timeScale: Double) -> String {
+    func table(counters: PipelineCounters.Snapshot, stats: SimulatorStats, elapsed: Duration, timeScale: Double,
+               extra: [(String, String)] = []) -> String {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         var rows: [(String, String)] = [
             ("records in", "\(counters.recordsConsumed)"),
@@ -238,7 +276,7 @@ extension OutputChecker.Report {
             ("calls after expiry", "\(stats.callsAfterExpiry)"),
             ("wall time", String(format: "%.1f s", seconds)),
             ("throughput", String(format: "%.0f tasks/s", Double(counters.recordsConsumed) / max(seconds, 0.001))),
-        ]
+        ] + extra
         let width = rows.map(\.0.count).max() ?? 0
         return rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n")
     }
