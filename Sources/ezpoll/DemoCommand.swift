@@ -159,8 +159,8 @@ struct DemoCommand: AsyncParsableCommand {
         if callbacks > 0 {
             let (told, asked) = checker.meanPolls(splitBy: input.expectingCallbacks)
             let sent = stats.callbacks
-            extra.append(("callbacks sent / lost / twice / forged", "\(sent.delivered + sent.failed) / \(sent.lost) / \(sent.duplicated) / \(sent.forged)"))
-            extra.append(("polls per solution, callback / polling", String(format: "%.2f / %.2f", told, asked)))
+            extra.append(("callbacks sent/lost/twice/forged", "\(sent.delivered + sent.failed) / \(sent.lost) / \(sent.duplicated) / \(sent.forged)"))
+            extra.append(("polls/solution, callback/polling", String(format: "%.2f / %.2f", told, asked)))
         }
         print(report.table(counters: pipeline.snapshot, stats: stats, elapsed: elapsed, timeScale: timeScale, extra: extra))
         guard report.isComplete else {
