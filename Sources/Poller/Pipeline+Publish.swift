@@ -36,12 +36,11 @@ extension Pipeline {
                     metrics.delivered(topic: outgoing.topic, success: true)
                     let actions = withEngine { engine in
                         switch acknowledges {
-                        case .task(let handle):
-                            tracing?.acknowledged(handle, at: WallClock.now())
-                            return engine.published(handle)
+                        case .task(let handle): return engine.published(handle)
                         case .deadLetter(let token): return engine.deadLetterPublished(token)
                         }
                     }
+                    if let tracing, case .task(let handle) = acknowledges { tracing.acknowledged(handle, at: WallClock.now()) }
                     perform(actions)
                     signalDrained()
                 case .failure(let error):
