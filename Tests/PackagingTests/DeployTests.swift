@@ -48,6 +48,8 @@ enum BrokenDeploy: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case scaledObjectForAnotherGroup
     case lagThresholdBelowTheInFlightBound
     case scaleDownFasterThanATask
+    case misspeltScaledObjectField
+    case numericTriggerMetadata
     case unknownMetricOnTheDashboard
     case unparsableDashboardQuery
 
@@ -56,7 +58,9 @@ enum BrokenDeploy: String, CaseIterable, Sendable, CustomTestStringConvertible {
     var file: String {
         switch self {
         case .unknownMetric: return "deploy/prometheus-rules.yaml"
-        case .scaledObjectForAnotherGroup, .lagThresholdBelowTheInFlightBound, .scaleDownFasterThanATask: return "deploy/keda-scaledobject.yaml"
+        case .scaledObjectForAnotherGroup, .lagThresholdBelowTheInFlightBound, .scaleDownFasterThanATask,
+             .misspeltScaledObjectField, .numericTriggerMetadata:
+            return "deploy/keda-scaledobject.yaml"
         case .unknownMetricOnTheDashboard, .unparsableDashboardQuery: return "deploy/grafana-dashboard.json"
         default: return "deploy/ezpoll.yaml"
         }
@@ -100,6 +104,12 @@ enum BrokenDeploy: String, CaseIterable, Sendable, CustomTestStringConvertible {
             return text.replacingOccurrences(of: #"lagThreshold: "1200""#, with: #"lagThreshold: "100""#)
         case .scaleDownFasterThanATask:
             return text.replacingOccurrences(of: "stabilizationWindowSeconds: 360", with: "stabilizationWindowSeconds: 60")
+        case .misspeltScaledObjectField:
+            // KEDA's API server would drop the field and poll every 30 s by default.
+            return text.replacingOccurrences(of: "pollingInterval: 30", with: "pollingIntervalSeconds: 15")
+        case .numericTriggerMetadata:
+            // Trigger metadata is a map of strings in KEDA's CRD: an unquoted number is refused.
+            return text.replacingOccurrences(of: #"lagThreshold: "1200""#, with: "lagThreshold: 1200")
         case .unknownMetricOnTheDashboard:
             return text.replacingOccurrences(of: "ezpoll_polls_total{", with: "ezpoll_poll_total{")
         case .unparsableDashboardQuery:
@@ -124,6 +134,8 @@ enum BrokenDeploy: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case .scaledObjectForAnotherGroup: return "trigger consumerGroup 'ezpoll-old' is not EZPOLL_GROUP_ID 'ezpoll'"
         case .lagThresholdBelowTheInFlightBound: return "lagThreshold 100 is below the group's in-flight bound 1200"
         case .scaleDownFasterThanATask: return "stabilizationWindowSeconds 60 must exceed the drain timeout"
+        case .misspeltScaledObjectField: return "scaledobject schema: spec: Additional properties are not allowed ('pollingIntervalSeconds' was unexpected)"
+        case .numericTriggerMetadata: return "scaledobject schema: spec.triggers.0.metadata.lagThreshold: 1200 is not of type 'string'"
         case .unknownMetricOnTheDashboard: return "dashboard: metric ezpoll_poll_total does not exist"
         case .unparsableDashboardQuery: return "dashboard: a query does not parse"
         }

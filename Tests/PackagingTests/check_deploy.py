@@ -28,7 +28,9 @@ Tests/PackagingTests/prometheus-rules-test.yaml.
    unit test sees every alert fire; `promtool check rules` passes on the rules and `promtool test rules`
    on the unit tests.
 
-4. The KEDA ScaledObject (deploy/keda-scaledobject.yaml) scales that Deployment on the
+4. The KEDA ScaledObject (deploy/keda-scaledobject.yaml) validates against
+   keda-scaledobject.schema.json (beside this file: written from KEDA's published
+   ScaledObject and Kafka scaler specifications, strict), and scales that Deployment on the
    Kafka trigger of its own group, topic and brokers, with a lag threshold no lower than
    the group's in-flight bound (2 x EZPOLL_RATE_LIMIT x the poll interval: lag up to it
    is work in progress), at least 2 and at most 64 replicas, and a scale-down
@@ -381,6 +383,21 @@ DEFAULT_POLL_INTERVAL = 3.0  # ez-captcha's profile
 RESULT_WINDOW = 300.0
 
 
+def validate_scaledobject(c, scaled):
+    """The ScaledObject against keda-scaledobject.schema.json: strict, offline."""
+    import json
+    import jsonschema
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "keda-scaledobject.schema.json"), encoding="utf-8") as f:
+        schema = json.load(f)
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(scaled), key=lambda e: list(e.absolute_path))
+    # A value can break two rules that say the same (metadata is strings; Kafka's are too).
+    for line in dict.fromkeys(f"scaledobject schema: {'.'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}"
+                              for e in errors):
+        c.problem(line)
+    if not errors:
+        c.ok(f"scaledobject schema: {describe(scaled)} is valid for keda.sh/v1alpha1 (strict, Tests/PackagingTests/keda-scaledobject.schema.json)")
+
+
 def check_scaledobject(c, path, docs):
     """The ScaledObject against the Deployment and ConfigMap it scales."""
     with open(path, encoding="utf-8") as f:
@@ -389,6 +406,7 @@ def check_scaledobject(c, path, docs):
     if len(objects) != 1:
         c.problem(f"scaledobject: expected one keda.sh/v1alpha1 ScaledObject, found {len(objects)}")
         return
+    validate_scaledobject(c, objects[0])
     spec = objects[0].get("spec") or {}
     deployments = [d for d in docs if d.get("kind") == "Deployment"]
     config = next((d.get("data") or {} for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "ezpoll-config"), {})
