@@ -131,6 +131,8 @@ final class RunProcess: @unchecked Sendable {
         environment["EZPOLL_GROUP_ID"] = group
         environment["EZPOLL_CLIENT_KEY"] = key
         environment["EZPOLL_METRICS_PORT"] = String(metricsPort)
+        // Loopback only: the default (every interface) is for a pod, not a test machine.
+        environment["EZPOLL_METRICS_HOST"] = "127.0.0.1"
         environment.merge(extraEnvironment) { $1 }
         process.environment = environment
         process.standardOutput = log
